@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up what is missing, then runs the app with live reload on
+# http://127.0.0.1:3000 (SQLite in data/, development secrets generated there).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+exec cargo leptos watch "$@"

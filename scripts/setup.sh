@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, and only what is missing:
+# the pinned Rust toolchain with the wasm target, cargo-leptos (never
+# downloading tools itself), the wasm-bindgen CLI matching Cargo.toml,
+# wasm-opt, Debian's Chromium and the end-to-end npm packages.
+# Safe to run again: every step checks before it installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO_LEPTOS_VERSION=0.3.11
+WASM_OPT_VERSION=0.116.1
+# The CLI must equal the crate the app links, so read it from Cargo.toml.
+WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+have_version() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | grep -q "$2"; }
+
+step "Rust toolchain and wasm32 target (rust-toolchain.toml)"
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+step "cargo-leptos $CARGO_LEPTOS_VERSION"
+if have_version cargo-leptos "$CARGO_LEPTOS_VERSION"; then echo "present"; else
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+fi
+
+step "wasm-bindgen CLI $WASM_BINDGEN_VERSION"
+if have_version wasm-bindgen "$WASM_BINDGEN_VERSION"; then echo "present"; else
+  # --locked fails here: one of its locked dependencies is gone from the registry.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+step "wasm-opt (binaryen 116; Debian's 108 breaks hydration)"
+if have_version wasm-opt "116"; then echo "present"; else
+  cargo install wasm-opt --version "$WASM_OPT_VERSION" --locked
+fi
+
+step "Chromium from Debian"
+if [ -x /usr/bin/chromium ]; then echo "present"; else
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
+step "end2end npm packages (npm ci from the committed lock file)"
+# npm writes node_modules/.package-lock.json; newer than the lock means in sync.
+if [ end2end/node_modules/.package-lock.json -nt end2end/package-lock.json ]; then echo "present"; else
+  # Playwright drives Debian's Chromium; its own browser download can't succeed here.
+  (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+fi

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Sets up what is missing, then runs every test: unit and integration tests
+# (cargo), then the Playwright browser tests against the release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+printf '\n==> unit and integration tests\n'
+cargo test --locked --features ssr
+
+printf '\n==> browser tests (release build, fresh database, short-lived access tokens)\n'
+rm -rf target/e2e
+export DATABASE_URL="sqlite://target/e2e/app.db?mode=rwc"
+export ACCESS_TOKEN_TTL="${E2E_ACCESS_TOKEN_TTL:-6s}"
+# Every test registers and logs in from 127.0.0.1.
+export AUTH_RATE_PER_MINUTE=10000
+export RUST_LOG="${RUST_LOG:-info}"
+cargo leptos end-to-end --release

@@ -1,0 +1,3 @@
+//! Views only: each page reads state and calls the auth client.
+
+pub mod home;
