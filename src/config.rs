@@ -322,7 +322,10 @@ mod tests {
             ("PUBLIC_ORIGIN", "https://app.example"),
         ])
         .unwrap();
-        assert_eq!(prod.allowed_origins(), vec!["https://app.example".to_string()]);
+        assert_eq!(
+            prod.allowed_origins(),
+            vec!["https://app.example".to_string()]
+        );
     }
 }
 
@@ -345,7 +348,10 @@ pub fn fill_development_secrets(config: &mut Config) -> Result<(), ConfigError> 
         }
     }
     if config.access_secret == config.refresh_secret {
-        return Err(bad("REFRESH_TOKEN_SECRET", "must differ from JWT_ACCESS_SECRET"));
+        return Err(bad(
+            "REFRESH_TOKEN_SECRET",
+            "must differ from JWT_ACCESS_SECRET",
+        ));
     }
     Ok(())
 }

@@ -35,9 +35,10 @@ pub async fn is_ready(pool: &SqlitePool) -> bool {
     async {
         let mut conn = pool.acquire().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        let probe = sqlx::query("INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, 0)")
-            .execute(&mut *conn)
-            .await;
+        let probe =
+            sqlx::query("INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, 0)")
+                .execute(&mut *conn)
+                .await;
         sqlx::query("ROLLBACK").execute(&mut *conn).await?;
         probe.map(|_| ())
     }

@@ -2,13 +2,21 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::{extract::FromRef, http::StatusCode, response::IntoResponse, routing::get, Json, Router};
+use axum::{
+    extract::{DefaultBodyLimit, FromRef, Request},
+    http::{header, HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+    Json, Router,
+};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use sqlx::SqlitePool;
 
 use crate::app::{shell, App};
+use crate::auth::{guard, handlers, service::Auth};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{fill_development_secrets, Config, ConfigError};
 
@@ -19,6 +27,7 @@ pub struct AppState {
     pub pool: SqlitePool,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
+    pub auth: Auth,
 }
 
 impl AppState {
@@ -28,11 +37,13 @@ impl AppState {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let auth = Auth::new(&config, pool.clone());
         Self {
             leptos_options,
             pool,
             config: Arc::new(config),
             clock,
+            auth,
         }
     }
 }
@@ -79,6 +90,7 @@ pub async fn run() -> Result<(), StartError> {
 
     let addr = config.site_addr;
     let state = AppState::new(leptos_options, pool.clone(), config, Arc::new(SystemClock));
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
@@ -92,6 +104,7 @@ pub async fn run() -> Result<(), StartError> {
     .await
     .map_err(StartError::Serve)?;
 
+    housekeeping.abort();
     pool.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -102,20 +115,151 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
 
+    let api = Router::new()
+        .route("/api/auth/register", post(handlers::register))
+        .route("/api/auth/login", post(handlers::login))
+        .route("/api/auth/logout", post(handlers::logout))
+        .route("/api/me", get(handlers::me))
+        .route("/api/dashboard", get(handlers::dashboard))
+        .route(
+            "/api/sessions",
+            get(handlers::list_sessions).delete(handlers::revoke_all_sessions),
+        )
+        .route("/api/sessions/{id}", delete(handlers::revoke_session))
+        .layer(DefaultBodyLimit::max(guard::MAX_BODY_BYTES));
+
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(api)
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(context_state.clone()),
+            move || {
+                provide_context(context_state.clone());
+                provide_request_nonce();
+            },
             {
                 let options = state.leptos_options.clone();
                 move || shell(options.clone())
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::auth_post_guard,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.config.is_production(),
+            security_headers,
+        ))
         .with_state(state)
+}
+
+/// The per-request nonce that the page's inline scripts carry and its
+/// Content-Security-Policy names.
+#[derive(Clone)]
+struct CspNonce(Arc<str>);
+
+impl CspNonce {
+    fn generate() -> Self {
+        use base64::Engine as _;
+        use rand_core::RngCore as _;
+        let mut bytes = [0u8; 16];
+        rand_core::OsRng.fill_bytes(&mut bytes);
+        Self(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(bytes)
+                .into(),
+        )
+    }
+}
+
+/// Hands the middleware's nonce to the render, so Leptos's hydration
+/// scripts carry the nonce the header allows.
+fn provide_request_nonce() {
+    use leptos::prelude::use_context;
+    let nonce = use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
+    if let Some(CspNonce(value)) = nonce {
+        provide_context(leptos::nonce::Nonce::from_value(value));
+    }
+}
+
+fn page_policy(nonce: &str, production: bool) -> String {
+    // Live reload (development only) talks over a websocket.
+    let connect = if production { "'self'" } else { "'self' ws:" };
+    // Style attributes rendered on the server can't carry a nonce; styles
+    // can't run code, so they are allowed inline.
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src {connect}; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Headers every response carries. Pages get a nonce-based CSP; everything
+/// else one that allows nothing at all.
+async fn security_headers(
+    axum::extract::State(production): axum::extract::State<bool>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let dynamic = !req.uri().path().starts_with("/pkg/");
+    let nonce = CspNonce::generate();
+    req.extensions_mut().insert(nonce.clone());
+    let mut response = next.run(req).await;
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let headers = response.headers_mut();
+    let set = |headers: &mut axum::http::HeaderMap, name, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    let policy = if is_html {
+        HeaderValue::from_str(&page_policy(&nonce.0, production)).ok()
+    } else {
+        None
+    };
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        policy.unwrap_or(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        )),
+    );
+    // Pages and API answers are per person; only built assets may be cached.
+    if dynamic && !headers.contains_key(header::CACHE_CONTROL) {
+        set(headers, header::CACHE_CONTROL, "no-store");
+    }
+    if production {
+        set(
+            headers,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
+    }
+    response
+}
+
+/// Deletes sessions that ended over a week ago, and stale throttle entries.
+async fn housekeeping(state: AppState) {
+    const RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let now = state.clock.now_ms();
+        state.auth.throttle.prune(now);
+        match state.auth.refresh.purge_ended(now, RETENTION).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "purged ended sessions"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+    }
 }
 
 /// The benchmark floor: proves the process serves, touches nothing.
@@ -125,11 +269,16 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(axum::extract::State(pool): axum::extract::State<SqlitePool>) -> impl IntoResponse {
     if crate::db::is_ready(&pool).await {
-        (StatusCode::OK, Json(serde_json::json!({ "status": "ready" })))
+        (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ready" })),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "error": "unavailable", "message": "The database is not accepting writes." })),
+            Json(
+                serde_json::json!({ "error": "unavailable", "message": "The database is not accepting writes." }),
+            ),
         )
     }
 }

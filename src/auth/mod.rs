@@ -1,2 +1,31 @@
 //! Authentication: the server half (tokens, refresh store, endpoints) and the
 //! browser half (the client that holds the access token) side by side.
+
+pub mod api;
+pub mod model;
+pub mod validate;
+
+#[cfg(feature = "ssr")]
+pub mod bearer;
+#[cfg(feature = "ssr")]
+pub mod cookies;
+#[cfg(feature = "ssr")]
+pub mod error;
+#[cfg(feature = "ssr")]
+pub mod guard;
+#[cfg(feature = "ssr")]
+pub mod handlers;
+#[cfg(feature = "ssr")]
+pub mod password;
+#[cfg(feature = "ssr")]
+pub mod refresh;
+#[cfg(feature = "ssr")]
+pub mod service;
+#[cfg(feature = "ssr")]
+pub mod sessions;
+#[cfg(feature = "ssr")]
+pub mod throttle;
+#[cfg(feature = "ssr")]
+pub mod tokens;
+#[cfg(feature = "ssr")]
+pub mod users;

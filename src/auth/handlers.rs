@@ -1,0 +1,415 @@
+//! The auth endpoints. Plain axum handlers where the contract needs control
+//! over failures before a body runs (a missing form field must be a 400);
+//! refresh is the server function in `api.rs`, whose body is here.
+
+use axum::{
+    extract::{FromRequest, Path, Request, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Form, Json,
+};
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+
+use crate::clock::rfc3339;
+use crate::server::AppState;
+
+use super::bearer::Authenticated;
+use super::cookies;
+use super::error::Failure;
+use super::guard::{too_large, ClientAddress};
+use super::model::{ApiError, Dashboard, ErrorCode, Session, TokenResponse, User};
+use super::refresh::{RefreshToken, RevokeReason, RotateError};
+use super::sessions;
+use super::users::{self, CreateError, UserRow};
+use super::validate::{check_new_password, email_key, parse_email, PASSWORD_MAX_BYTES};
+
+/// Longest user agent kept with a session.
+const USER_AGENT_MAX: usize = 256;
+
+/// `email` and `password` from a form body. Missing fields are caught here
+/// so they answer 400 rather than failing inside the framework.
+pub struct CredentialsForm {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Deserialize)]
+struct RawCredentials {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequest<S> for CredentialsForm {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Form(raw) = Form::<RawCredentials>::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+                _ => Failure::invalid_input(
+                    "Send email and password as an application/x-www-form-urlencoded form.",
+                ),
+            })?;
+        match (raw.email, raw.password) {
+            (Some(email), Some(password)) => Ok(Self { email, password }),
+            (None, _) => Err(Failure::invalid_input("The email field is missing.")),
+            (_, None) => Err(Failure::invalid_input("The password field is missing.")),
+        }
+    }
+}
+
+/// Every auth answer is private to this client and must never be cached.
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    let agent = headers.get(header::USER_AGENT)?.to_str().ok()?.trim();
+    (!agent.is_empty()).then(|| agent.chars().take(USER_AGENT_MAX).collect())
+}
+
+fn rate_limited(wait: std::time::Duration) -> Failure {
+    Failure::new(
+        ErrorCode::RateLimited,
+        format!(
+            "Too many attempts. Try again in {}.",
+            humantime::format_duration(std::time::Duration::from_secs(wait.as_secs().max(1)))
+        ),
+    )
+    .retry_after(wait)
+}
+
+/// Starts a session and answers with its tokens and cookies.
+async fn sign_in(
+    state: &AppState,
+    jar: CookieJar,
+    user: &UserRow,
+    headers: &HeaderMap,
+) -> Result<Response, Failure> {
+    let now = state.clock.now_ms();
+    let issued = state
+        .auth
+        .refresh
+        .start_session(&user.id, user_agent(headers).as_deref(), now)
+        .await?;
+    let access = state.auth.access.issue(&user.id, &issued.session_id, now);
+    tracing::info!(user_id = %user.id, session_id = %issued.session_id, "session started");
+    let jar = cookies::with(
+        jar,
+        state
+            .auth
+            .cookies
+            .issue(issued.token.encode(), issued.cookie_max_age),
+    );
+    let body = TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer".into(),
+        expires_in: access.expires_in,
+        user: user.to_user(),
+    };
+    Ok((jar, Json(body)).into_response())
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    jar: CookieJar,
+    form: Result<CredentialsForm, Failure>,
+) -> Response {
+    no_store(
+        async {
+            let form = form?;
+            let now = state.clock.now_ms();
+            state
+                .auth
+                .throttle
+                .check_rate(address, now)
+                .map_err(rate_limited)?;
+            let email = parse_email(&form.email).map_err(Failure::invalid_input)?;
+            check_new_password(&form.password).map_err(Failure::invalid_input)?;
+            let hash = state.auth.passwords.hash(&form.password).await?;
+            let user = match users::create(&state.pool, &email, &hash, now).await {
+                Ok(user) => user,
+                Err(CreateError::EmailTaken) => {
+                    return Err(Failure::new(
+                        ErrorCode::EmailTaken,
+                        "An account with this email already exists. Sign in instead.",
+                    ))
+                }
+                Err(CreateError::Database(e)) => return Err(e.into()),
+            };
+            tracing::info!(user_id = %user.id, "account created");
+            sign_in(&state, jar, &user, &headers).await
+        }
+        .await
+        .unwrap_or_else(IntoResponse::into_response),
+    )
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    jar: CookieJar,
+    form: Result<CredentialsForm, Failure>,
+) -> Response {
+    no_store(
+        async {
+            let form = form?;
+            let now = state.clock.now_ms();
+            state
+                .auth
+                .throttle
+                .check_rate(address, now)
+                .map_err(rate_limited)?;
+            let key = email_key(&form.email);
+            let attempt = state
+                .auth
+                .throttle
+                .begin(&key, address, now)
+                .map_err(rate_limited)?;
+
+            // Unknown email and wrong password take the same path and time.
+            let account = users::credentials(&state.pool, &key).await?;
+            let password = if form.password.len() > PASSWORD_MAX_BYTES {
+                ""
+            } else {
+                form.password.as_str()
+            };
+            let verified = state
+                .auth
+                .passwords
+                .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
+                .await?;
+            match account {
+                Some(account) if verified && !password.is_empty() => {
+                    attempt.succeeded();
+                    sign_in(&state, jar, &account.into_row(), &headers).await
+                }
+                _ => {
+                    attempt.failed(state.clock.now_ms());
+                    tracing::info!(%address, "login failed");
+                    Err(Failure::new(
+                        ErrorCode::InvalidCredentials,
+                        "The email or password is incorrect.",
+                    ))
+                }
+            }
+        }
+        .await
+        .unwrap_or_else(IntoResponse::into_response),
+    )
+}
+
+/// Revokes the cookie's session (if any) and clears the cookies; always 200.
+pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
+    let presented = state.auth.cookies.read(&jar).and_then(RefreshToken::parse);
+    if let Some(token) = presented {
+        match state.auth.refresh.session_of(&token).await {
+            Ok(Some(session_id)) => {
+                let now = state.clock.now_ms();
+                if let Err(e) = state
+                    .auth
+                    .refresh
+                    .revoke(&session_id, RevokeReason::Logout, now)
+                    .await
+                {
+                    return no_store(Failure::from(e).into_response());
+                }
+                tracing::info!(%session_id, "logged out");
+            }
+            Ok(None) => {}
+            Err(e) => return no_store(Failure::from(e).into_response()),
+        }
+    }
+    let jar = cookies::with(jar, state.auth.cookies.clear());
+    no_store((jar, Json(serde_json::json!({}))).into_response())
+}
+
+pub async fn me(auth: Authenticated) -> Response {
+    no_store(Json(auth.user.to_user()).into_response())
+}
+
+pub async fn dashboard(State(state): State<AppState>, auth: Authenticated) -> Response {
+    let now = state.clock.now_ms();
+    let lifetimes = state.auth.refresh.lifetimes();
+    let live = sessions::list_live(
+        &state.pool,
+        &auth.user.id,
+        &auth.session.id,
+        &lifetimes,
+        now,
+    )
+    .await;
+    no_store(match live {
+        Ok(live) => Json(Dashboard {
+            user: auth.user.to_user(),
+            session: auth.session,
+            access_token_expires_at: rfc3339(auth.claims.exp * 1000),
+            server_time: rfc3339(now),
+            live_sessions: live.len() as u32,
+        })
+        .into_response(),
+        Err(e) => Failure::from(e).into_response(),
+    })
+}
+
+pub async fn list_sessions(State(state): State<AppState>, auth: Authenticated) -> Response {
+    let now = state.clock.now_ms();
+    let lifetimes = state.auth.refresh.lifetimes();
+    let listed: Result<Vec<Session>, _> = sessions::list_live(
+        &state.pool,
+        &auth.user.id,
+        &auth.session.id,
+        &lifetimes,
+        now,
+    )
+    .await;
+    no_store(match listed {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => Failure::from(e).into_response(),
+    })
+}
+
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(session_id): Path<String>,
+) -> Response {
+    let now = state.clock.now_ms();
+    let lifetimes = state.auth.refresh.lifetimes();
+    let outcome = async {
+        // Another user's session, or a dead one, is simply not found.
+        if !sessions::is_live_of(&state.pool, &auth.user.id, &session_id, &lifetimes, now).await? {
+            return Ok(Failure::new(ErrorCode::NotFound, "No such live session.").into_response());
+        }
+        state
+            .auth
+            .refresh
+            .revoke(&session_id, RevokeReason::Revoked, now)
+            .await?;
+        tracing::info!(%session_id, user_id = %auth.user.id, "session revoked");
+        Ok::<_, sqlx::Error>(StatusCode::NO_CONTENT.into_response())
+    }
+    .await;
+    no_store(outcome.unwrap_or_else(|e| Failure::from(e).into_response()))
+}
+
+pub async fn revoke_all_sessions(State(state): State<AppState>, auth: Authenticated) -> Response {
+    let now = state.clock.now_ms();
+    no_store(
+        match state.auth.refresh.revoke_all(&auth.user.id, now).await {
+            Ok(count) => {
+                tracing::info!(user_id = %auth.user.id, count, "all sessions revoked");
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Err(e) => Failure::from(e).into_response(),
+        },
+    )
+}
+
+/// Body of the refresh server function: rotate the cookie's token.
+pub async fn refresh_server_fn() -> Result<TokenResponse, ApiError> {
+    use leptos::prelude::expect_context;
+    use leptos_axum::ResponseOptions;
+
+    let state = expect_context::<AppState>();
+    let response = expect_context::<ResponseOptions>();
+    let jar: CookieJar = leptos_axum::extract().await.unwrap_or_default();
+    let outcome = rotate(&state, &jar).await;
+
+    response.insert_header(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response.insert_header(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let set_cookies = match &outcome {
+        Ok((_, cookies)) => Some(cookies.clone()),
+        // The cookie is worthless now: tell the browser to drop it.
+        Err(failure) if failure.code.ends_session() => Some(state.auth.cookies.clear()),
+        // A database fault keeps the cookie: the client retries later.
+        Err(_) => None,
+    };
+    for cookie in set_cookies.into_iter().flatten() {
+        if let Ok(value) = header::HeaderValue::from_str(&cookie.to_string()) {
+            response.append_header(header::SET_COOKIE, value);
+        }
+    }
+    outcome.map(|(body, _)| body).map_err(|failure| {
+        response.set_status(failure.status());
+        if let Some(wait) = failure.retry_after {
+            response.insert_header(header::RETRY_AFTER, super::error::retry_after_header(wait));
+        }
+        failure.body()
+    })
+}
+
+type Cookies = [axum_extra::extract::cookie::Cookie<'static>; 2];
+
+async fn rotate(state: &AppState, jar: &CookieJar) -> Result<(TokenResponse, Cookies), Failure> {
+    let invalid = || {
+        Failure::new(
+            ErrorCode::InvalidToken,
+            "No valid refresh token was presented.",
+        )
+    };
+    let presented = state
+        .auth
+        .cookies
+        .read(jar)
+        .and_then(RefreshToken::parse)
+        .ok_or_else(invalid)?;
+    let now = state.clock.now_ms();
+    let issued = state
+        .auth
+        .refresh
+        .rotate(&presented, now)
+        .await
+        .map_err(|e| match e {
+            RotateError::Unknown => invalid(),
+            RotateError::Expired => Failure::new(
+                ErrorCode::SessionExpired,
+                "The session has expired; sign in again.",
+            ),
+            RotateError::Revoked => Failure::new(
+                ErrorCode::SessionRevoked,
+                "The session has ended; sign in again.",
+            ),
+            RotateError::Reused { .. } => Failure::new(
+                ErrorCode::TokenReused,
+                "This refresh token was already used, so the session was ended to protect you. Sign in again.",
+            ),
+            RotateError::Database(e) => e.into(),
+        })?;
+    let user: User = users::by_id(&state.pool, &issued.user_id)
+        .await?
+        .ok_or_else(|| Failure::new(ErrorCode::SessionRevoked, "The account no longer exists."))?
+        .to_user();
+    let access = state
+        .auth
+        .access
+        .issue(&issued.user_id, &issued.session_id, now);
+    let cookies = state
+        .auth
+        .cookies
+        .issue(issued.token.encode(), issued.cookie_max_age);
+    Ok((
+        TokenResponse {
+            access_token: access.token,
+            token_type: "Bearer".into(),
+            expires_in: access.expires_in,
+            user,
+        },
+        cookies,
+    ))
+}

@@ -1,0 +1,58 @@
+//! The auth feature's share of the server state, built once from the config.
+
+use std::sync::Arc;
+
+use sqlx::SqlitePool;
+
+use crate::config::Config;
+
+use super::cookies::CookiePolicy;
+use super::password::Passwords;
+use super::refresh::{Lifetimes, RefreshKeys, RefreshStore};
+use super::throttle::{Limits, Throttle};
+use super::tokens::AccessTokens;
+
+#[derive(Clone)]
+pub struct Auth {
+    pub access: Arc<AccessTokens>,
+    pub refresh: RefreshStore,
+    pub passwords: Passwords,
+    pub throttle: Throttle,
+    pub cookies: CookiePolicy,
+    pub trust_forwarded: bool,
+}
+
+impl Auth {
+    pub fn new(config: &Config, pool: SqlitePool) -> Self {
+        let lifetimes = Lifetimes {
+            idle: config.refresh_token_ttl,
+            absolute: config.session_max_age,
+            grace: config.refresh_reuse_grace,
+        };
+        // One hash per core at most, so refreshes always find a thread.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            access: Arc::new(AccessTokens::new(
+                config.access_secret.expose(),
+                &config.public_origin,
+                &config.audience,
+                config.access_token_ttl,
+            )),
+            refresh: RefreshStore::new(
+                pool,
+                RefreshKeys::new(config.refresh_secret.expose()),
+                lifetimes,
+            ),
+            passwords: Passwords::new(cores),
+            throttle: Throttle::new(Limits {
+                max_failures: config.login_max_failures,
+                lockout: config.login_lockout,
+                rate_per_minute: config.auth_rate_per_minute,
+            }),
+            cookies: CookiePolicy {
+                secure: config.is_production(),
+            },
+            trust_forwarded: config.trust_x_forwarded_for,
+        }
+    }
+}
