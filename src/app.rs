@@ -1,13 +1,22 @@
-//! The HTML shell, the root component and the route table.
+//! The HTML shell, the root component, the route table and the guard that
+//! keeps protected pages for logged-in people.
 
-use leptos::prelude::*;
+use leptos::{prelude::*, task::spawn_local};
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Route, Router, Routes},
-    StaticSegment,
+    components::{Redirect, Route, Router, Routes, A},
+    hooks::use_location,
+    NavigateOptions, StaticSegment,
 };
 
-use crate::pages::home::HomePage;
+use crate::auth::client::{encode_query_value, provide_auth_client, use_auth, AuthState};
+use crate::pages::{
+    credentials::{LoginPage, RegisterPage},
+    dashboard::DashboardPage,
+    home::HomePage,
+    sessions::SessionsPage,
+    widgets::SessionLoading,
+};
 
 /// The document around the app; rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -31,16 +40,115 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_auth_client();
 
     view! {
         <Stylesheet id="leptos" href="/pkg/silent-refresh.css" />
         <Title text="Silent Refresh" />
         <Router>
+            <TopBar />
             <main>
                 <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=HomePage />
+                    <Route path=StaticSegment("login") view=LoginPage />
+                    <Route path=StaticSegment("register") view=RegisterPage />
+                    <Route
+                        path=StaticSegment("dashboard")
+                        view=|| view! { <RequireAuth><DashboardPage /></RequireAuth> }
+                    />
+                    <Route
+                        path=StaticSegment("sessions")
+                        view=|| view! { <RequireAuth><SessionsPage /></RequireAuth> }
+                    />
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+#[component]
+fn TopBar() -> impl IntoView {
+    let auth = use_auth();
+    let nav = move || match (auth.user().get(), auth.state().get()) {
+        (Some(user), _) => view! {
+            <A href="/dashboard">"Dashboard"</A>
+            <A href="/sessions">"Sessions"</A>
+            <span class="who" data-testid="topbar-email">{user.email}</span>
+            <button class="button small secondary" data-testid="topbar-logout"
+                on:click=move |_| spawn_local(auth.logout())>
+                "Log out"
+            </button>
+        }
+        .into_any(),
+        (None, AuthState::Refreshing) => view! {
+            <span class="muted small" role="status">"Restoring session…"</span>
+        }
+        .into_any(),
+        (None, _) => view! {
+            <A href="/login">"Log in"</A>
+            <A href="/register" attr:class="button small">"Register"</A>
+        }
+        .into_any(),
+    };
+    view! {
+        <header class="topbar">
+            <A href="/" attr:class="brand">"Silent Refresh"</A>
+            <nav aria-label="Main">{nav}</nav>
+        </header>
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Gate {
+    Show,
+    /// The page-load refresh hasn't answered yet.
+    Wait,
+    /// Nobody is logged in; `voluntary` when they just logged out themselves.
+    Leave {
+        voluntary: bool,
+    },
+}
+
+/// Protected pages: shown once someone is logged in, a neutral shell while
+/// the page-load refresh runs (no login flash), otherwise off to login with
+/// the way back in `next`.
+#[component]
+fn RequireAuth(children: ChildrenFn) -> impl IntoView {
+    let auth = use_auth();
+    let location = use_location();
+    // Arriving signed out (a link, or the back button after logout) replaces
+    // this history entry, so "back" can't bounce here again; being logged
+    // out while here keeps it, so "back" lands here and is sent away again.
+    let arrived_signed_out = auth.state().get_untracked().is_signed_out();
+    let gate = Memo::new(move |_| match auth.state().get() {
+        AuthState::LoggedOut { reason } => Gate::Leave {
+            voluntary: reason.is_voluntary(),
+        },
+        AuthState::Anonymous => Gate::Leave { voluntary: false },
+        _ if auth.user().with(Option::is_some) => Gate::Show,
+        _ => Gate::Wait,
+    });
+
+    move || match gate.get() {
+        Gate::Show => children().into_any(),
+        Gate::Wait => view! { <SessionLoading /> }.into_any(),
+        Gate::Leave { voluntary } => {
+            let path = if voluntary && !arrived_signed_out {
+                "/login".to_string()
+            } else {
+                let search = location.search.get_untracked();
+                let here = if search.is_empty() {
+                    location.pathname.get_untracked()
+                } else {
+                    format!("{}?{search}", location.pathname.get_untracked())
+                };
+                format!("/login?next={}", encode_query_value(&here))
+            };
+            let options = NavigateOptions {
+                replace: arrived_signed_out,
+                ..Default::default()
+            };
+            view! { <Redirect path options /> }.into_any()
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! browser half (the client that holds the access token) side by side.
 
 pub mod api;
+pub mod client;
 pub mod model;
 pub mod validate;
 

@@ -1,3 +1,7 @@
-//! Views only: each page reads state and calls the auth client.
+//! Views only: each page reads the auth client's signals and calls it.
 
+pub mod credentials;
+pub mod dashboard;
 pub mod home;
+pub mod sessions;
+pub mod widgets;

@@ -1,0 +1,300 @@
+//! The browser's side of silent refresh: one `AuthClient`, provided as
+//! context, holds the access token in memory (never in storage or a
+//! readable cookie) and is the only way a protected call leaves the browser.
+//!
+//! Its state and event log are signals, so views read them and never poll.
+//! Everything that touches the browser lives in `browser` and exists only in
+//! the WASM build; the server render sees the same signals with their
+//! initial values, so hydration matches.
+
+mod events;
+mod state;
+
+#[cfg(feature = "hydrate")]
+mod browser;
+#[cfg(feature = "hydrate")]
+mod flight;
+#[cfg(feature = "hydrate")]
+mod web_lock;
+
+use leptos::prelude::*;
+use serde::de::DeserializeOwned;
+
+pub use events::{clock_time, AuthEvent, EventKind, TokenSpan};
+pub use state::{AuthState, LogoutReason};
+
+use super::model::{ApiError, User};
+
+/// Name of the non-secret cookie the server sets while a session is probably live.
+const SIGNED_IN_HINT: &str = "signed_in=1";
+
+/// A failed login or register: the API error plus how long to wait after a 429.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialsError {
+    pub error: ApiError,
+    pub retry_after_secs: Option<u64>,
+}
+
+/// Cheap to copy: signals plus, in the browser, a handle to the token holder.
+#[derive(Clone, Copy)]
+pub struct AuthClient {
+    state: RwSignal<AuthState>,
+    user: RwSignal<Option<User>>,
+    events: RwSignal<Vec<AuthEvent>>,
+    spans: RwSignal<Vec<TokenSpan>>,
+    proactive: RwSignal<bool>,
+    #[cfg(feature = "hydrate")]
+    inner: StoredValue<std::rc::Rc<browser::Inner>, LocalStorage>,
+}
+
+/// Creates the client, makes it available to every view, and (in the
+/// browser) starts it: one refresh at page load when the hint cookie says a
+/// session is probably live.
+pub fn provide_auth_client() -> AuthClient {
+    let probably_signed_in = signed_in_hint();
+    let client = AuthClient {
+        state: RwSignal::new(if probably_signed_in {
+            AuthState::Refreshing
+        } else {
+            AuthState::Anonymous
+        }),
+        user: RwSignal::new(None),
+        events: RwSignal::new(Vec::new()),
+        spans: RwSignal::new(Vec::new()),
+        proactive: RwSignal::new(true),
+        #[cfg(feature = "hydrate")]
+        inner: StoredValue::new_local(browser::Inner::new()),
+    };
+    provide_context(client);
+    #[cfg(feature = "hydrate")]
+    browser::start(client, probably_signed_in);
+    client
+}
+
+pub fn use_auth() -> AuthClient {
+    expect_context::<AuthClient>()
+}
+
+/// The hint cookie, read from the request on the server and from
+/// `document.cookie` in the browser, so both renders start alike.
+fn signed_in_hint() -> bool {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<axum::http::request::Parts>()
+            .map(|parts| {
+                parts
+                    .headers
+                    .get_all(axum::http::header::COOKIE)
+                    .iter()
+                    .filter_map(|value| value.to_str().ok())
+                    .any(has_hint)
+            })
+            .unwrap_or(false)
+    }
+    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    {
+        use wasm_bindgen::JsCast;
+        web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok())
+            .and_then(|d| d.cookie().ok())
+            .is_some_and(|cookies| has_hint(&cookies))
+    }
+    #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
+    {
+        false
+    }
+}
+
+#[cfg_attr(not(any(feature = "ssr", feature = "hydrate")), allow(dead_code))]
+fn has_hint(cookie_header: &str) -> bool {
+    cookie_header.split(';').any(|c| c.trim() == SIGNED_IN_HINT)
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn browser_only() -> ApiError {
+    ApiError::new(
+        super::model::ErrorCode::Unknown,
+        "This runs in the browser only.",
+    )
+}
+
+impl AuthClient {
+    pub fn state(&self) -> Signal<AuthState> {
+        self.state.into()
+    }
+
+    pub fn user(&self) -> Signal<Option<User>> {
+        self.user.into()
+    }
+
+    /// Newest last; capped so a long-open tab doesn't grow without end.
+    pub fn events(&self) -> Signal<Vec<AuthEvent>> {
+        self.events.into()
+    }
+
+    /// The last few access tokens' lifetimes, oldest first.
+    pub fn spans(&self) -> Signal<Vec<TokenSpan>> {
+        self.spans.into()
+    }
+
+    /// Whether the client renews the token ahead of expiry (a demo switch:
+    /// off, calls meet expired tokens and take the refresh-on-demand path).
+    pub fn proactive(&self) -> Signal<bool> {
+        self.proactive.into()
+    }
+
+    pub fn set_proactive(&self, on: bool) {
+        self.proactive.set(on);
+        #[cfg(feature = "hydrate")]
+        browser::reschedule(*self);
+    }
+
+    /// Forgets the access token (as a reload would); the next call refreshes first.
+    pub fn drop_token(&self) {
+        #[cfg(feature = "hydrate")]
+        browser::drop_token(*self);
+    }
+
+    /// Swaps the held token for a well-formed one the server rejects, so the
+    /// next call runs the 401 -> refresh -> retry path.
+    pub fn make_token_stale(&self) {
+        #[cfg(feature = "hydrate")]
+        browser::make_token_stale(*self);
+    }
+
+    pub async fn login(self, email: String, password: String) -> Result<(), CredentialsError> {
+        #[cfg(feature = "hydrate")]
+        {
+            browser::credentials(self, "/api/auth/login", email, password).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = (email, password);
+            Err(CredentialsError {
+                error: browser_only(),
+                retry_after_secs: None,
+            })
+        }
+    }
+
+    pub async fn register(self, email: String, password: String) -> Result<(), CredentialsError> {
+        #[cfg(feature = "hydrate")]
+        {
+            browser::credentials(self, "/api/auth/register", email, password).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = (email, password);
+            Err(CredentialsError {
+                error: browser_only(),
+                retry_after_secs: None,
+            })
+        }
+    }
+
+    /// Ends this session on the server and everywhere in this browser.
+    pub async fn logout(self) {
+        #[cfg(feature = "hydrate")]
+        browser::logout(self, LogoutReason::UserLoggedOut).await;
+    }
+
+    /// Ends every session of this user, then this one.
+    pub async fn logout_everywhere(self) -> Result<(), ApiError> {
+        self.delete("/api/sessions").await?;
+        #[cfg(feature = "hydrate")]
+        browser::logout(self, LogoutReason::LoggedOutEverywhere).await;
+        Ok(())
+    }
+
+    /// A protected `GET` through the refresh machinery.
+    pub async fn get_json<T: DeserializeOwned + 'static>(self, path: &str) -> Result<T, ApiError> {
+        #[cfg(feature = "hydrate")]
+        {
+            browser::get_json(self, path).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = path;
+            Err(browser_only())
+        }
+    }
+
+    /// A protected `DELETE` through the refresh machinery.
+    pub async fn delete(self, path: &str) -> Result<(), ApiError> {
+        #[cfg(feature = "hydrate")]
+        {
+            browser::delete(self, path).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = path;
+            Err(browser_only())
+        }
+    }
+}
+
+/// Where to go after login: only a path on this site, never `//elsewhere`.
+pub fn safe_next(next: Option<String>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path
+        }
+        _ => "/dashboard".to_string(),
+    }
+}
+
+/// Percent-encodes a query value (for `/login?next=...`).
+pub fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::model::ErrorCode;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next(Some("/sessions".into())), "/sessions");
+        assert_eq!(safe_next(Some("//evil.example".into())), "/dashboard");
+        assert_eq!(safe_next(Some("https://evil.example".into())), "/dashboard");
+        assert_eq!(safe_next(Some("/\\evil.example".into())), "/dashboard");
+        assert_eq!(safe_next(None), "/dashboard");
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(
+            encode_query_value("/sessions?a=1&b"),
+            "/sessions%3Fa%3D1%26b"
+        );
+    }
+
+    #[test]
+    fn hint_cookie_is_found_among_others() {
+        assert!(has_hint("a=b; signed_in=1"));
+        assert!(!has_hint("signed_in=0; x=signed_in=1"));
+    }
+
+    #[test]
+    fn reasons_follow_codes() {
+        assert_eq!(
+            LogoutReason::from_code(ErrorCode::TokenReused),
+            LogoutReason::TokenReused
+        );
+        assert_eq!(
+            LogoutReason::from_code(ErrorCode::InvalidToken),
+            LogoutReason::SessionInvalid
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! A cross-tab mutex from the Web Locks API, with a timeout.
+//!
+//! web-sys has no lock timeout, so an `AbortSignal` cancels a request that
+//! waits too long. Web Locks are missing on insecure origins (a phone on a
+//! LAN address): then the work just runs, and the in-tab single flight plus
+//! the server's grace window keep it safe.
+
+use std::{cell::RefCell, future::Future, rc::Rc};
+
+use gloo_timers::callback::Timeout;
+use js_sys::futures::{future_to_promise, JsFuture};
+use wasm_bindgen::{prelude::*, JsCast};
+
+#[wasm_bindgen]
+extern "C" {
+    /// `navigator.locks`, bound by hand: only `request(name, options, callback)` is needed.
+    type WebLocks;
+
+    #[wasm_bindgen(method, js_name = request)]
+    fn request(
+        this: &WebLocks,
+        name: &str,
+        options: &js_sys::Object,
+        callback: &js_sys::Function,
+    ) -> js_sys::Promise;
+}
+
+fn web_locks() -> Option<WebLocks> {
+    let navigator = web_sys::window()?.navigator();
+    let locks = js_sys::Reflect::get(&navigator, &JsValue::from_str("locks")).ok()?;
+    (!locks.is_undefined() && !locks.is_null()).then(|| locks.unchecked_into())
+}
+
+/// Runs `work` while holding the lock `name` in every tab of this origin.
+/// When locks are missing, or the wait exceeds `timeout_ms`, runs it without
+/// the lock. `None` only if the work started under the lock and never finished.
+pub async fn with_lock<T, F, Fut>(name: &str, timeout_ms: u32, work: F) -> Option<T>
+where
+    T: 'static,
+    F: FnOnce() -> Fut + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    let Some(locks) = web_locks() else {
+        return Some(work().await);
+    };
+    let Ok(controller) = web_sys::AbortController::new() else {
+        return Some(work().await);
+    };
+
+    let pending_work = Rc::new(RefCell::new(Some(work)));
+    let result: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
+    let abort_timer = {
+        let controller = controller.clone();
+        Rc::new(RefCell::new(Some(Timeout::new(timeout_ms, move || {
+            controller.abort()
+        }))))
+    };
+
+    let callback = {
+        let pending_work = pending_work.clone();
+        let result = result.clone();
+        let abort_timer = abort_timer.clone();
+        Closure::once_into_js(move |_lock: JsValue| -> js_sys::Promise {
+            // Granted: the timeout no longer applies.
+            abort_timer.borrow_mut().take().map(Timeout::cancel);
+            let work = pending_work.borrow_mut().take();
+            // The lock is held until this promise settles.
+            future_to_promise(async move {
+                if let Some(work) = work {
+                    let value = work().await;
+                    *result.borrow_mut() = Some(value);
+                }
+                Ok(JsValue::UNDEFINED)
+            })
+        })
+    };
+
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &JsValue::from_str("signal"), &controller.signal());
+    let granted = JsFuture::from(locks.request(name, &options, callback.unchecked_ref())).await;
+    abort_timer.borrow_mut().take().map(Timeout::cancel);
+
+    if granted.is_ok() {
+        if let Some(value) = result.borrow_mut().take() {
+            return Some(value);
+        }
+    }
+    // Timed out (or the request failed) before the work started: run it anyway.
+    let work = pending_work.borrow_mut().take();
+    match work {
+        Some(work) => Some(work().await),
+        None => result.borrow_mut().take(),
+    }
+}
