@@ -174,7 +174,8 @@ pub fn DashboardPage() -> impl IntoView {
                 </div>
                 <p class="call-result" role="status" data-testid="call-result"
                     data-ok=move || burst.get().ok data-failed=move || burst.get().failed
-                    data-total=move || burst.get().total>
+                    data-total=move || burst.get().total
+                    data-burst=move || burst.get().id>
                     {move || burst.get().summary()}
                 </p>
                 <p class="muted small">

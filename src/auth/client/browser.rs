@@ -224,7 +224,7 @@ fn listen_for_wake_ups(client: AuthClient) {
         if client.state.get_untracked().is_signed_out() || inner(client).flight.borrow().is_some() {
             return;
         }
-        if client.user.get_untracked().is_none() {
+        if client.user.get_untracked().is_none() || !client.proactive.get_untracked() {
             return;
         }
         if !token_is_fresh(client) {
