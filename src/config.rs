@@ -240,6 +240,66 @@ fn boolean(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<b
     }
 }
 
+/// Development only: a secret left unset is generated once and kept in the
+/// data folder, so a restart logs nobody out.
+pub fn fill_development_secrets(config: &mut Config) -> Result<(), ConfigError> {
+    if config.is_production() {
+        return Ok(());
+    }
+    let dir = config.data_dir();
+    for (var, slot) in [
+        ("JWT_ACCESS_SECRET", &mut config.access_secret),
+        ("REFRESH_TOKEN_SECRET", &mut config.refresh_secret),
+    ] {
+        if slot.expose().is_empty() {
+            *slot = match &dir {
+                Some(dir) => kept_secret(dir, var)?,
+                None => random_secret(),
+            };
+        }
+    }
+    if config.access_secret == config.refresh_secret {
+        return Err(bad(
+            "REFRESH_TOKEN_SECRET",
+            "must differ from JWT_ACCESS_SECRET",
+        ));
+    }
+    Ok(())
+}
+
+fn random_secret() -> Secret {
+    use base64::Engine as _;
+    use rand_core::RngCore as _;
+    let mut bytes = [0u8; 48];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn kept_secret(dir: &std::path::Path, var: &'static str) -> Result<Secret, ConfigError> {
+    let path = dir.join(format!(".{}", var.to_ascii_lowercase()));
+    let fail = |e: std::io::Error| bad(var, format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= Secret::MIN_LEN => Ok(Secret::new(text.trim())),
+        Ok(_) => Err(bad(var, format!("{} is too short", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+            let secret = random_secret();
+            write_private(&path, secret.expose()).map_err(fail)?;
+            Ok(secret)
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,64 +387,4 @@ mod tests {
             vec!["https://app.example".to_string()]
         );
     }
-}
-
-/// Development only: a secret left unset is generated once and kept in the
-/// data folder, so a restart logs nobody out.
-pub fn fill_development_secrets(config: &mut Config) -> Result<(), ConfigError> {
-    if config.is_production() {
-        return Ok(());
-    }
-    let dir = config.data_dir();
-    for (var, slot) in [
-        ("JWT_ACCESS_SECRET", &mut config.access_secret),
-        ("REFRESH_TOKEN_SECRET", &mut config.refresh_secret),
-    ] {
-        if slot.expose().is_empty() {
-            *slot = match &dir {
-                Some(dir) => kept_secret(dir, var)?,
-                None => random_secret(),
-            };
-        }
-    }
-    if config.access_secret == config.refresh_secret {
-        return Err(bad(
-            "REFRESH_TOKEN_SECRET",
-            "must differ from JWT_ACCESS_SECRET",
-        ));
-    }
-    Ok(())
-}
-
-fn random_secret() -> Secret {
-    use base64::Engine as _;
-    use rand_core::RngCore as _;
-    let mut bytes = [0u8; 48];
-    rand_core::OsRng.fill_bytes(&mut bytes);
-    Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-fn kept_secret(dir: &std::path::Path, var: &'static str) -> Result<Secret, ConfigError> {
-    let path = dir.join(format!(".{}", var.to_ascii_lowercase()));
-    let fail = |e: std::io::Error| bad(var, format!("{}: {e}", path.display()));
-    match std::fs::read_to_string(&path) {
-        Ok(text) if text.trim().len() >= Secret::MIN_LEN => Ok(Secret::new(text.trim())),
-        Ok(_) => Err(bad(var, format!("{} is too short", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-            let secret = random_secret();
-            write_private(&path, secret.expose()).map_err(fail)?;
-            Ok(secret)
-        }
-        Err(e) => Err(fail(e)),
-    }
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
 }

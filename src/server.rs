@@ -75,7 +75,10 @@ pub fn init_tracing() {
             std::process::exit(1);
         }),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 pub async fn run() -> Result<(), StartError> {

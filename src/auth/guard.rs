@@ -87,6 +87,25 @@ pub fn client_address(
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
+/// The client address as an extractor, for throttling.
+pub struct ClientAddress(pub IpAddr);
+
+impl axum::extract::FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Self(client_address(
+            &parts.headers,
+            peer,
+            state.auth.trust_forwarded,
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,24 +174,5 @@ mod tests {
             client_address(&junk, Some(&peer), true),
             IpAddr::from([127, 0, 0, 1])
         );
-    }
-}
-
-/// The client address as an extractor, for throttling.
-pub struct ClientAddress(pub IpAddr);
-
-impl axum::extract::FromRequestParts<AppState> for ClientAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-        Ok(Self(client_address(
-            &parts.headers,
-            peer,
-            state.auth.trust_forwarded,
-        )))
     }
 }

@@ -1,0 +1,53 @@
+//! Database faults: a database locked beyond the busy timeout gives a clear
+//! 503 (never a panic, never a half-applied change), the refresh cookie is
+//! kept, and everything recovers when the lock goes.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use sqlx::{Connection, SqliteConnection};
+
+#[tokio::test]
+async fn locked_database_is_503_then_recovers() {
+    let app = TestApp::new().await;
+    let login = app.register(&unique_email("lock")).await;
+
+    // Another process holds the write lock past the 5 s busy timeout.
+    let mut holder = SqliteConnection::connect(&app.config.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let (ready, refresh) = tokio::join!(app.get("/readyz", None), app.refresh(&login.refresh));
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.code(), "unavailable");
+    assert_eq!(refresh.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refresh.code(), "unavailable");
+    assert!(refresh.header("retry-after").is_some());
+    assert!(
+        refresh.set_cookies().is_empty(),
+        "a fault keeps the cookie: the client retries and stays signed in"
+    );
+    // The liveness probe never touches the database.
+    assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK);
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    drop(holder);
+
+    assert_eq!(app.get("/readyz", None).await.status, StatusCode::OK);
+    let reply = app.refresh(&login.refresh).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "the same cookie works after the fault"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM refresh_tokens").await,
+        2,
+        "nothing was half-applied"
+    );
+}
