@@ -66,25 +66,39 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// What the top bar offers; a memo so renewals (which flip the state to
+/// `Refreshing` and back) don't rebuild it.
+#[derive(Clone, PartialEq)]
+enum NavMode {
+    SignedIn { email: String },
+    Restoring,
+    SignedOut,
+}
+
 #[component]
 fn TopBar() -> impl IntoView {
     let auth = use_auth();
-    let nav = move || match (auth.user().get(), auth.state().get()) {
-        (Some(user), _) => view! {
+    let mode = Memo::new(move |_| match (auth.user().get(), auth.state().get()) {
+        (Some(user), _) => NavMode::SignedIn { email: user.email },
+        (None, AuthState::Refreshing) => NavMode::Restoring,
+        (None, _) => NavMode::SignedOut,
+    });
+    let nav = move || match mode.get() {
+        NavMode::SignedIn { email } => view! {
             <A href="/dashboard">"Dashboard"</A>
             <A href="/sessions">"Sessions"</A>
-            <span class="who" data-testid="topbar-email">{user.email}</span>
+            <span class="who" data-testid="topbar-email">{email}</span>
             <button class="button small secondary" data-testid="topbar-logout"
                 on:click=move |_| spawn_local(auth.logout())>
                 "Log out"
             </button>
         }
         .into_any(),
-        (None, AuthState::Refreshing) => view! {
+        NavMode::Restoring => view! {
             <span class="muted small" role="status">"Restoring session…"</span>
         }
         .into_any(),
-        (None, _) => view! {
+        NavMode::SignedOut => view! {
             <A href="/login">"Log in"</A>
             <A href="/register" attr:class="button small">"Register"</A>
         }
