@@ -878,3 +878,47 @@ async fn logs_never_contain_tokens_or_passwords() {
         .unwrap();
     assert!(hashes.iter().all(|h| !logs.contains(h)));
 }
+
+#[tokio::test]
+async fn a_deleted_sessions_access_token_stops_working() {
+    let app = TestApp::new().await;
+    let login = app.register(&unique_email("deleted")).await;
+    sqlx::query("DELETE FROM sessions")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let reply = app.get("/api/me", Some(&login.access)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.code(), "session_revoked");
+    assert_eq!(app.refresh(&login.refresh).await.code(), "invalid_token");
+}
+
+#[tokio::test]
+async fn production_uses_secure_prefixed_cookies_and_hsts() {
+    let app = TestApp::with(&[
+        ("APP_ENV", "production"),
+        ("PUBLIC_ORIGIN", "https://login.example.com"),
+    ])
+    .await;
+    let mut req = TestApp::form(
+        "/api/auth/register",
+        &credentials(&unique_email("prod"), PASSWORD),
+        None,
+    );
+    req.headers_mut()
+        .insert("origin", "https://login.example.com".parse().unwrap());
+    let reply = app.send(req).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let cookie = reply
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("__Secure-refresh_token="))
+        .expect("the __Secure- cookie");
+    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"));
+    assert!(reply.header("strict-transport-security").is_some());
+    // Localhost is not our origin in production.
+    let mut req = TestApp::form("/api/auth/login", &credentials("a@b.co", PASSWORD), None);
+    req.headers_mut()
+        .insert("origin", "http://127.0.0.1:3000".parse().unwrap());
+    assert_eq!(app.send(req).await.status, StatusCode::FORBIDDEN);
+}
