@@ -17,7 +17,8 @@ step() { printf '\n==> %s\n' "$*"; }
 have_version() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | grep -q "$2"; }
 
 step "Rust toolchain and wasm32 target (rust-toolchain.toml)"
-rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+# Reads rust-toolchain.toml; a no-op when the pinned toolchain is present.
+rustup toolchain install
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
 step "cargo-leptos $CARGO_LEPTOS_VERSION"
