@@ -1,0 +1,384 @@
+//! The benchmark scenarios of issue 5, each measured against the `/healthz`
+//! floor of the same server in the same run.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use crate::accounts::{self, Account};
+use crate::browser::{Browser, Server};
+use crate::lanes::{self, Budget, Lane};
+use crate::report::{Check, Report};
+use crate::size;
+use crate::stats::{Recorder, Summary};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub target: crate::Target,
+    /// Measured seconds per scenario (after a one-second warm-up).
+    #[arg(long, default_value_t = 8)]
+    pub seconds: u64,
+    /// Concurrent users for the floor, `/api/me` and refresh scenarios.
+    #[arg(long, default_value_t = 64)]
+    pub users: usize,
+    /// Where the release `.wasm` and JS glue are (`target/site/pkg`).
+    #[arg(long)]
+    pub pkg_dir: Option<PathBuf>,
+    /// Also write the table as Markdown here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}
+
+/// A hard cap on requests per scenario, far above what two cores reach.
+const MAX_REQUESTS: i64 = 2_000_000;
+/// Paced refreshers for the login-interference run, and each one's rate.
+const PACED_USERS: usize = 8;
+const PACED_PERIOD: Duration = Duration::from_millis(50);
+/// Concurrent logins: enough to keep every hashing slot busy.
+const LOGIN_USERS: usize = 8;
+
+pub async fn run(args: Args) -> Result<bool, String> {
+    let server = Arc::new(Server::new(
+        &args.target.base,
+        args.target.origin.as_deref(),
+    )?);
+    let budget = Budget {
+        warmup: Duration::from_secs(1),
+        measure: Duration::from_secs(args.seconds),
+        max_requests: MAX_REQUESTS,
+    };
+    let sequential = Budget {
+        measure: Duration::from_secs(args.seconds.div_ceil(2).max(2)),
+        ..budget
+    };
+    let prefix = accounts::run_prefix("bench");
+    let users = args.users.max(PACED_USERS + LOGIN_USERS);
+    eprintln!("bench: registering {} accounts", users + 2);
+    let mut pool = accounts::register_many(&server, &prefix, users + 2, 4).await?;
+    let round_user = pool.pop().ok_or("no account for the round")?;
+    let direct_user = pool.pop().ok_or("no account for the direct call")?;
+    let mut report = Report::default();
+
+    let floor = floor(&server, users, budget).await;
+    report.add(&floor);
+    let (me, pool) = protected_me(pool, budget).await;
+    report.add(&me);
+    let (refresh, mut pool) = refresh_flat_out(
+        &format!("POST /api/auth/refresh ({users} users, own cookie each)"),
+        pool,
+        budget,
+    )
+    .await;
+    report.add(&refresh);
+    let logins = login(&server, &prefix, LOGIN_USERS, budget).await;
+    report.add(&logins);
+
+    let paced: Vec<Account> = pool.drain(..PACED_USERS).collect();
+    let (calm, paced) = refresh_paced("refresh, paced 160/s, alone", paced, budget).await;
+    report.add(&calm);
+    let (stormy, hammer) = tokio::join!(
+        refresh_paced("refresh, paced 160/s, under login load", paced, budget),
+        login(&server, &prefix, LOGIN_USERS, budget),
+    );
+    let stormy = stormy.0;
+    report.add(&stormy);
+    report.add(&Summary {
+        name: "login (during the paced refresh)".into(),
+        ..hammer
+    });
+
+    let direct = direct_call(direct_user, sequential).await;
+    report.add(&direct);
+    let round = silent_refresh_round(round_user, sequential).await;
+    report.add(&round);
+
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::INFINITY };
+    report.check(Check::at_least(
+        "/api/me throughput / floor",
+        ratio(me.per_second, floor.per_second),
+        0.7,
+    ));
+    report.check(Check::at_least(
+        "refresh throughput / floor",
+        ratio(refresh.per_second, floor.per_second),
+        0.3,
+    ));
+    report.check(Check::below(
+        "refresh p99 / floor p99",
+        ratio(refresh.p99.as_secs_f64(), floor.p99.as_secs_f64()),
+        20.0,
+    ));
+    report.check(Check::at_most("refresh errors", refresh.errors as f64, 0.0));
+    report.check(Check::at_most(
+        "false reuse detections (401 token_reused)",
+        refresh.tally("token_reused") as f64,
+        0.0,
+    ));
+    report.check(Check::at_most(
+        "refresh p99 under login load / alone",
+        ratio(stormy.p99.as_secs_f64(), calm.p99.as_secs_f64()),
+        2.0,
+    ));
+    let rounds = round.requests.max(1) as f64;
+    report.check(Check::at_most(
+        "round trips per silent-refresh round",
+        round.tally("round_trips") as f64 / rounds,
+        3.0,
+    ));
+    report.check(Check::at_most(
+        "silent-refresh round p50 / direct call p50",
+        ratio(round.p50.as_secs_f64(), direct.p50.as_secs_f64()),
+        4.0,
+    ));
+    report.check(Check::at_most(
+        "silent-refresh round errors",
+        round.errors as f64,
+        0.0,
+    ));
+
+    match args.pkg_dir.as_deref().map(size::measure) {
+        Some(Ok(files)) if !files.is_empty() => {
+            for file in &files {
+                if file.name.ends_with(".wasm") {
+                    report.check(Check::at_most(
+                        &format!("{} gzip, KB", file.name),
+                        file.gzip as f64 / 1000.0,
+                        250.0,
+                    ));
+                }
+            }
+            report.sizes = files;
+        }
+        Some(Ok(_)) | None => {
+            report.note("size: no built site (run `cargo leptos build --release` first); skipped")
+        }
+        Some(Err(e)) => report.note(&format!("size: {e}; skipped")),
+    }
+
+    report.print();
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, report.markdown()).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(report.all_met())
+}
+
+/// The bare HTTP floor: a route that touches nothing.
+async fn floor(server: &Arc<Server>, users: usize, budget: Budget) -> Summary {
+    let browsers = (0..users).map(|_| Browser::new(server.clone())).collect();
+    let (summary, _) = lanes::run(
+        "GET /healthz (floor)",
+        browsers,
+        budget,
+        None,
+        |browser, mut lane| async move {
+            let mut recorder = Recorder::default();
+            while let Some(start) = lane.next().await {
+                let ok = browser.healthz().await.is_ok_and(|a| a.status == 200);
+                lane.record(&mut recorder, start, ok);
+            }
+            (browser, recorder)
+        },
+    )
+    .await;
+    summary
+}
+
+/// JWT verification plus the session lookup, with a valid bearer.
+async fn protected_me(pool: Vec<Account>, budget: Budget) -> (Summary, Vec<Account>) {
+    lanes::run(
+        "GET /api/me (valid bearer)",
+        pool,
+        budget,
+        None,
+        |account, mut lane| async move {
+            let mut recorder = Recorder::default();
+            while let Some(start) = lane.next().await {
+                let ok = account
+                    .browser
+                    .get_protected("/api/me", &account.access_token)
+                    .await
+                    .is_ok_and(|a| a.status == 200);
+                lane.record(&mut recorder, start, ok);
+            }
+            (account, recorder)
+        },
+    )
+    .await
+}
+
+/// One refresh and its bookkeeping; a 401 is counted by its code.
+async fn refresh_once(
+    account: &mut Account,
+    recorder: &mut Recorder,
+    lane: &Lane,
+    start: std::time::Instant,
+) {
+    let outcome = account.browser.refresh().await;
+    let ok = match &outcome {
+        Ok(answer) if answer.status == 200 => {
+            if let Some(token) = &answer.access_token {
+                account.access_token.clone_from(token);
+            }
+            true
+        }
+        Ok(answer) => {
+            if lane.counts(start) && answer.code == "token_reused" {
+                recorder.tally("token_reused");
+            }
+            false
+        }
+        Err(_) => false,
+    };
+    lane.record(recorder, start, ok);
+}
+
+/// Every user rotates its own cookie as fast as the server answers.
+async fn refresh_flat_out(
+    name: &str,
+    pool: Vec<Account>,
+    budget: Budget,
+) -> (Summary, Vec<Account>) {
+    lanes::run(
+        name,
+        pool,
+        budget,
+        None,
+        |mut account, mut lane| async move {
+            let mut recorder = Recorder::default();
+            while let Some(start) = lane.next().await {
+                refresh_once(&mut account, &mut recorder, &lane, start).await;
+            }
+            (account, recorder)
+        },
+    )
+    .await
+}
+
+/// Refreshes at a fixed rate well below capacity, so p99 shows whether the
+/// async threads get their turn, not how long a saturated queue is.
+async fn refresh_paced(name: &str, pool: Vec<Account>, budget: Budget) -> (Summary, Vec<Account>) {
+    lanes::run(
+        name,
+        pool,
+        budget,
+        Some(PACED_PERIOD),
+        |mut account, mut lane| async move {
+            let mut recorder = Recorder::default();
+            while let Some(start) = lane.next().await {
+                refresh_once(&mut account, &mut recorder, &lane, start).await;
+            }
+            (account, recorder)
+        },
+    )
+    .await
+}
+
+/// Logins (argon2id) as fast as the server takes them.
+async fn login(server: &Arc<Server>, prefix: &str, users: usize, budget: Budget) -> Summary {
+    // Fresh browsers signing in to the first accounts: their own sessions.
+    let browsers: Vec<_> = (0..users)
+        .map(|i| (Browser::new(server.clone()), accounts::email(prefix, i)))
+        .collect();
+    let (summary, _) = lanes::run(
+        "POST /api/auth/login (argon2id)",
+        browsers,
+        budget,
+        None,
+        |(browser, email), mut lane| async move {
+            let mut recorder = Recorder::default();
+            while let Some(start) = lane.next().await {
+                let answer = browser.login(&email, accounts::PASSWORD).await;
+                let ok = answer.as_ref().is_ok_and(|a| a.status == 200);
+                if let Ok(a) = &answer {
+                    if a.status == 503 && lane.counts(start) {
+                        recorder.tally("busy_503");
+                    }
+                }
+                lane.record(&mut recorder, start, ok);
+            }
+            ((browser, email), recorder)
+        },
+    )
+    .await;
+    summary
+}
+
+/// One user, one call at a time: the latency of a plain protected call.
+async fn direct_call(account: Account, budget: Budget) -> Summary {
+    let (summary, _) = lanes::run(
+        "direct protected call (1 user)",
+        vec![account],
+        budget,
+        None,
+        |account, mut lane| async move {
+            let mut recorder = Recorder::default();
+            while let Some(start) = lane.next().await {
+                let ok = account
+                    .browser
+                    .get_protected("/api/me", &account.access_token)
+                    .await
+                    .is_ok_and(|a| a.status == 200);
+                lane.record(&mut recorder, start, ok);
+            }
+            (account, recorder)
+        },
+    )
+    .await;
+    summary
+}
+
+/// A token the server rejects, as the dashboard's "make it stale" control
+/// makes one: same cost to check as an expired one (one HMAC).
+fn stale(token: &str) -> String {
+    let Some(dot) = token.rfind('.') else {
+        return format!("{token}x");
+    };
+    let (head, signature) = token.split_at(dot + 1);
+    let mut chars: Vec<char> = signature.chars().collect();
+    if let Some(first) = chars.first_mut() {
+        *first = if *first == 'A' { 'B' } else { 'A' };
+    }
+    format!("{head}{}", chars.into_iter().collect::<String>())
+}
+
+/// The whole silent-refresh round: protected call, 401, refresh, retry.
+async fn silent_refresh_round(account: Account, budget: Budget) -> Summary {
+    let (summary, _) = lanes::run(
+        "silent-refresh round (1 user)",
+        vec![account],
+        budget,
+        None,
+        |mut account, mut lane| async move {
+            let mut recorder = Recorder::default();
+            while let Some(start) = lane.next().await {
+                let mut trips = 1;
+                let stale_token = stale(&account.access_token);
+                let first = account.browser.get_protected("/api/me", &stale_token).await;
+                let mut ok = first.is_ok_and(|a| a.status == 401);
+                if ok {
+                    trips += 1;
+                    match account.browser.refresh().await {
+                        Ok(answer) if answer.status == 200 => {
+                            account.access_token = answer.access_token.unwrap_or_default();
+                            trips += 1;
+                            ok = account
+                                .browser
+                                .get_protected("/api/me", &account.access_token)
+                                .await
+                                .is_ok_and(|a| a.status == 200);
+                        }
+                        _ => ok = false,
+                    }
+                }
+                if lane.counts(start) {
+                    for _ in 0..trips {
+                        recorder.tally("round_trips");
+                    }
+                }
+                lane.record(&mut recorder, start, ok);
+            }
+            (account, recorder)
+        },
+    )
+    .await;
+    summary
+}

@@ -1,0 +1,196 @@
+//! One browser as the server sees it: a connection pool and a cookie jar,
+//! sending the same requests the app's `AuthClient` sends.
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::{
+    cookie::{CookieStore, Jar},
+    header, Client, StatusCode, Url,
+};
+use serde::Deserialize;
+
+/// Long enough for a login queued behind argon2; short enough to bound a run.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the requests go, checked to be a loopback address.
+#[derive(Debug, Clone)]
+pub struct Server {
+    base: Url,
+    origin: String,
+}
+
+impl Server {
+    /// `origin` must equal the server's `PUBLIC_ORIGIN` (defaults to `base`).
+    pub fn new(base: &str, origin: Option<&str>) -> Result<Self, String> {
+        let base = Url::parse(base).map_err(|e| format!("--base {base}: {e}"))?;
+        let host = base.host_str().unwrap_or("");
+        let loopback = host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback || base.scheme() != "http" {
+            return Err(format!(
+                "--base {base}: only http:// on a loopback address is allowed"
+            ));
+        }
+        let default_origin = base.origin().ascii_serialization();
+        Ok(Self {
+            origin: origin.map_or(default_origin, str::to_string),
+            base,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> Url {
+        self.base.join(path).expect("a fixed path joins a base URL")
+    }
+}
+
+/// What came back, reduced to what the load generator judges.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub status: u16,
+    /// The contract's `error` code, when the body is an error.
+    pub code: String,
+    /// Present on a `TokenResponse`; kept in memory only, never printed.
+    pub access_token: Option<String>,
+    pub expires_in: u64,
+    /// The rotated refresh cookie's value, to compare duplicate answers.
+    pub refresh_cookie: Option<String>,
+    /// A 5xx whose body talks about a busy or locked database.
+    pub mentions_busy: bool,
+}
+
+impl Answer {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn is_server_error(&self) -> bool {
+        self.status >= 500
+    }
+}
+
+/// A failed exchange: the request or its answer never completed.
+pub type Outcome = Result<Answer, reqwest::Error>;
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: String,
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+pub struct Browser {
+    http: Client,
+    jar: Arc<Jar>,
+    server: Arc<Server>,
+}
+
+impl Browser {
+    pub fn new(server: Arc<Server>) -> Self {
+        let jar = Arc::new(Jar::default());
+        let http = Client::builder()
+            .cookie_provider(jar.clone())
+            .no_proxy()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent("silent-refresh-loadgen")
+            .build()
+            .expect("an HTTP client without TLS builds");
+        Self { http, jar, server }
+    }
+
+    /// True while the jar holds a refresh cookie (sent on `/api/auth/*`).
+    pub fn has_refresh_cookie(&self) -> bool {
+        self.jar
+            .cookies(&self.server.url("/api/auth/refresh"))
+            .and_then(|v| v.to_str().ok().map(|s| s.contains("refresh_token=")))
+            .unwrap_or(false)
+    }
+
+    pub async fn healthz(&self) -> Outcome {
+        let request = self.http.get(self.server.url("/healthz"));
+        finish(request.send().await?, false).await
+    }
+
+    /// A protected `GET` with the bearer token, as `AuthClient` sends it.
+    pub async fn get_protected(&self, path: &str, access_token: &str) -> Outcome {
+        let request = self
+            .http
+            .get(self.server.url(path))
+            .bearer_auth(access_token);
+        finish(request.send().await?, false).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Outcome {
+        self.auth_post("register", &[("email", email), ("password", password)])
+            .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Outcome {
+        self.auth_post("login", &[("email", email), ("password", password)])
+            .await
+    }
+
+    /// Rotates the jar's refresh cookie; the jar takes the successor.
+    pub async fn refresh(&self) -> Outcome {
+        self.auth_post("refresh", &[]).await
+    }
+
+    pub async fn logout(&self) -> Outcome {
+        self.auth_post("logout", &[]).await
+    }
+
+    /// A same-origin form POST, like the browser app's.
+    async fn auth_post(&self, endpoint: &str, form: &[(&str, &str)]) -> Outcome {
+        let request = self
+            .http
+            .post(self.server.url(&format!("/api/auth/{endpoint}")))
+            .header(header::ORIGIN, &self.server.origin)
+            .header("sec-fetch-site", "same-origin")
+            .form(form);
+        finish(request.send().await?, true).await
+    }
+}
+
+/// Reads the body; parses it only where the answer carries something we use.
+async fn finish(response: reqwest::Response, token_expected: bool) -> Outcome {
+    let status = response.status();
+    let refresh_cookie = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("refresh_token="))
+        .and_then(|v| v.split(';').next())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    let bytes = response.bytes().await?;
+    let mut answer = Answer {
+        status: status.as_u16(),
+        refresh_cookie,
+        ..Answer::default()
+    };
+    if status == StatusCode::OK && token_expected {
+        if let Ok(body) = serde_json::from_slice::<TokenBody>(&bytes) {
+            answer.access_token = Some(body.access_token);
+            answer.expires_in = body.expires_in;
+        }
+    } else if !status.is_success() {
+        if let Ok(body) = serde_json::from_slice::<ErrorBody>(&bytes) {
+            answer.code = body.error;
+        }
+        if status.is_server_error() {
+            let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+            answer.mentions_busy = text.contains("busy") || text.contains("locked");
+        }
+    }
+    Ok(answer)
+}

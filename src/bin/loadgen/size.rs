@@ -1,0 +1,59 @@
+//! Sizes of the release `.wasm` and its JS glue: raw, gzip and brotli, as
+//! a server with precompressed assets would send them.
+
+use std::{io::Write as _, path::Path};
+
+pub struct FileSize {
+    pub name: String,
+    pub raw: u64,
+    pub gzip: u64,
+    pub brotli: u64,
+}
+
+/// Every `.wasm` and `.js` file directly in `dir`, by name.
+pub fn measure(dir: &Path) -> Result<Vec<FileSize>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut sizes = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.ends_with(".wasm") || name.ends_with(".js")) {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).map_err(|e| format!("{name}: {e}"))?;
+        sizes.push(FileSize {
+            raw: bytes.len() as u64,
+            gzip: gzip_len(&bytes),
+            brotli: brotli_len(&bytes),
+            name,
+        });
+    }
+    sizes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(sizes)
+}
+
+fn gzip_len(bytes: &[u8]) -> u64 {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).expect("writing to memory");
+    encoder.finish().expect("writing to memory").len() as u64
+}
+
+fn brotli_len(bytes: &[u8]) -> u64 {
+    let mut out = Vec::new();
+    {
+        // Quality 11, 4 MiB window: what static precompression uses.
+        let mut writer = brotli::CompressorWriter::new(&mut out, 64 * 1024, 11, 22);
+        writer.write_all(bytes).expect("writing to memory");
+    }
+    out.len() as u64
+}
+
+pub fn print(files: &[FileSize]) {
+    println!("| release file | raw bytes | gzip bytes | brotli bytes |");
+    println!("| --- | ---: | ---: | ---: |");
+    for file in files {
+        println!(
+            "| {} | {} | {} | {} |",
+            file.name, file.raw, file.gzip, file.brotli
+        );
+    }
+}
