@@ -183,33 +183,33 @@ pub fn DashboardPage() -> impl IntoView {
                     ". Dropping the token makes the next call refresh first; a stale token gets a 401, one refresh, one retry."
                 </p>
             </section>
-
-            <section class="card" aria-labelledby="data-title">
-                <h2 id="data-title">"Protected data"</h2>
-                {move || match data.get() {
-                    None => view! { <p class="muted" role="status">"Loading…"</p> }.into_any(),
-                    Some(Err(error)) => view! {
-                        <div class="alert error" role="alert">{error.message}</div>
-                    }.into_any(),
-                    Some(Ok(d)) => view! {
-                        <dl class="facts" data-testid="dashboard-data">
-                            <dt>"User"</dt><dd>{d.user.email.clone()}</dd>
-                            <dt>"User id"</dt><dd><code>{d.user.id.clone()}</code></dd>
-                            <dt>"Member since"</dt><dd>{local_time(&d.user.created_at)}</dd>
-                            <dt>"Session"</dt><dd><code data-testid="session-id">{d.session.id.clone()}</code></dd>
-                            <dt>"Session started"</dt><dd>{local_time(&d.session.created_at)}</dd>
-                            <dt>"Live sessions"</dt><dd>{d.live_sessions}</dd>
-                            <dt>"Token expires (server)"</dt><dd>{local_time(&d.access_token_expires_at)}</dd>
-                            <dt>"Server time"</dt><dd>{local_time(&d.server_time)}</dd>
-                        </dl>
-                    }.into_any(),
-                }}
-                <button class="button small secondary" data-testid="reload-data"
-                    on:click=move |_| load_data()>
-                    "Reload"
-                </button>
-            </section>
         </div>
+
+        <section class="card" aria-labelledby="data-title">
+            <h2 id="data-title">"Protected data"</h2>
+            {move || match data.get() {
+                None => view! { <p class="muted" role="status">"Loading…"</p> }.into_any(),
+                Some(Err(error)) => view! {
+                    <div class="alert error" role="alert">{error.message}</div>
+                }.into_any(),
+                Some(Ok(d)) => view! {
+                    <dl class="facts wide" data-testid="dashboard-data">
+                        <dt>"User"</dt><dd>{d.user.email.clone()}</dd>
+                        <dt>"User id"</dt><dd><code>{d.user.id.clone()}</code></dd>
+                        <dt>"Member since"</dt><dd>{local_time(&d.user.created_at)}</dd>
+                        <dt>"Session"</dt><dd><code data-testid="session-id">{d.session.id.clone()}</code></dd>
+                        <dt>"Session started"</dt><dd>{local_time(&d.session.created_at)}</dd>
+                        <dt>"Live sessions"</dt><dd>{d.live_sessions}</dd>
+                        <dt>"Token expires (server)"</dt><dd>{local_time(&d.access_token_expires_at)}</dd>
+                        <dt>"Server time"</dt><dd>{local_time(&d.server_time)}</dd>
+                    </dl>
+                }.into_any(),
+            }}
+            <button class="button small secondary" data-testid="reload-data"
+                on:click=move |_| load_data()>
+                "Reload"
+            </button>
+        </section>
 
         <section class="card" aria-labelledby="timeline-title">
             <h2 id="timeline-title">"Token timeline"</h2>
@@ -244,15 +244,18 @@ fn Timeline(now: ReadSignal<f64>) -> impl IntoView {
         auth.spans()
             .get()
             .into_iter()
-            .map(|span| {
+            .enumerate()
+            .map(|(index, span)| {
+                // Alternate lanes so a replaced token's unused life stays visible.
+                let y = if index % 2 == 0 { 14.0 } else { 30.0 };
                 let used_until = span.replaced_at.unwrap_or(span.expires_at).min(now.get());
                 let (x0, x1, x2) = (x(span.issued_at), x(used_until), x(span.expires_at));
                 let class = format!("span {}", span.via);
                 view! {
                     <g class=class>
-                        <rect class="unused" x=x0 y="20" width=(x2 - x0).max(0.0) height="22" rx="3" />
-                        <rect class="used" x=x0 y="20" width=(x1 - x0).max(0.0) height="22" rx="3" />
-                        <line class="mark" x1=x0 x2=x0 y1="12" y2="50" />
+                        <rect class="unused" x=x0 y=y width=(x2 - x0).max(0.0) height="14" rx="3" />
+                        <rect class="used" x=x0 y=y width=(x1 - x0).max(0.0) height="14" rx="3" />
+                        <line class="mark" x1=x0 x2=x0 y1="8" y2="50" />
                     </g>
                 }
             })
