@@ -15,8 +15,8 @@ use wasm_bindgen::{prelude::*, JsCast};
 use web_sys::BroadcastChannel;
 
 use super::{
-    flight::Flight, web_lock::with_lock, AuthClient, AuthEvent, AuthState, CredentialsError,
-    EventKind, LogoutReason, TokenSpan,
+    flight::Flight, web_lock::with_lock, with_blank_signature, AuthClient, AuthEvent, AuthState,
+    CredentialsError, EventKind, LogoutReason, TokenSpan,
 };
 use crate::auth::{
     api,
@@ -431,16 +431,6 @@ pub fn make_token_stale(client: AuthClient) {
     }
 }
 
-/// Same header and claims, signature of zero bytes: still a JWT, never valid.
-fn with_blank_signature(jwt: &str) -> String {
-    match jwt.rsplit_once('.') {
-        Some((signed_part, signature)) => {
-            format!("{signed_part}.{}", "A".repeat(signature.len().max(43)))
-        }
-        None => jwt.to_string(),
-    }
-}
-
 fn end_session(client: AuthClient, reason: LogoutReason, tell_other_tabs: bool) {
     let inner = inner(client);
     inner.token.borrow_mut().take();
@@ -797,16 +787,4 @@ pub async fn logout(client: AuthClient, reason: LogoutReason) {
             .await;
     })
     .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_blank_signature;
-
-    #[test]
-    fn blank_signature_keeps_shape() {
-        let stale = with_blank_signature("aaa.bbb.ccc");
-        assert!(stale.starts_with("aaa.bbb."));
-        assert_eq!(stale.split('.').count(), 3);
-    }
 }

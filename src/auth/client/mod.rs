@@ -258,6 +258,17 @@ pub fn encode_query_value(value: &str) -> String {
     out
 }
 
+/// Same header and claims, signature of zero bytes: still a JWT, never valid.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn with_blank_signature(jwt: &str) -> String {
+    match jwt.rsplit_once('.') {
+        Some((signed_part, signature)) => {
+            format!("{signed_part}.{}", "A".repeat(signature.len().max(43)))
+        }
+        None => jwt.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +289,14 @@ mod tests {
             encode_query_value("/sessions?a=1&b"),
             "/sessions%3Fa%3D1%26b"
         );
+    }
+
+    #[test]
+    fn blank_signature_keeps_shape() {
+        let stale = with_blank_signature("aaa.bbb.ccc");
+        assert!(stale.starts_with("aaa.bbb."));
+        assert_eq!(stale.split('.').count(), 3);
+        assert_ne!(stale, "aaa.bbb.ccc");
     }
 
     #[test]
