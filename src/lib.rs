@@ -1,6 +1,10 @@
 //! Silent refresh with Leptos: the browser holds a short-lived access token in
 //! memory; the server rotates an HttpOnly refresh cookie on every use.
 
+// Leptos views are deeply nested types; the release wasm build of the forms
+// needs more room than the default 128 to compute their layout.
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod auth;
 pub mod pages;
