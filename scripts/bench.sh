@@ -5,10 +5,11 @@
 # starts the server on a free loopback port with a fresh database, runs
 # every scenario, prints one table, and stops the server.
 #
-#   scripts/bench.sh [--seconds N] [--markdown FILE]
+#   scripts/bench.sh [--seconds N] [--markdown FILE] [--no-build]
 #
 # --seconds: measured seconds per scenario (default 8; the run takes about
-# 12 times that). --markdown: also write the table there.
+# 12 times that). --markdown: also write the table there. --no-build: use
+# the binaries already in target/release.
 # The release .wasm is measured when target/site/pkg holds a build
 # (`cargo leptos build --release`); otherwise the size rows are skipped.
 set -euo pipefail
@@ -17,17 +18,21 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 seconds=8
 markdown=()
+build=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --markdown) markdown=(--markdown "$(realpath -m "$2")"); shift 2 ;;
-    *) echo "usage: scripts/bench.sh [--seconds N] [--markdown FILE]" >&2; exit 2 ;;
+    --no-build) build=no; shift ;;
+    *) echo "usage: scripts/bench.sh [--seconds N] [--markdown FILE] [--no-build]" >&2; exit 2 ;;
   esac
 done
 
-printf '==> building the release server and the load generator\n'
-cargo build --release --locked --features ssr --bin silent-refresh
-cargo build --release --locked --features loadgen --bin loadgen
+if [ "$build" = yes ]; then
+  printf '==> building the release server and the load generator\n'
+  cargo build --release --locked --features ssr --bin silent-refresh
+  cargo build --release --locked --features loadgen --bin loadgen
+fi
 
 root=$PWD
 work=$(mktemp -d)
@@ -72,8 +77,19 @@ for _ in $(seq 1 100); do
 done
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-printf '==> benchmark on %s cores (%s), %s, %s MiB RAM; server and load generator share the machine\n' \
-  "$(nproc)" "$cpu" "$(uname -sr)" "$(( $(grep MemTotal /proc/meminfo | awk '{print $2}') / 1024 ))"
+printf '==> benchmark on %s cores (%s), %s, %s MiB RAM, load average %s;\n    server and load generator share the machine\n' \
+  "$(nproc)" "$cpu" "$(uname -sr)" "$(( $(grep MemTotal /proc/meminfo | awk '{print $2}') / 1024 ))" \
+  "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# The size target is about the release build: say when the site folder
+# holds something else (a debug build of `cargo leptos build` lands there too).
+pkg_wasm=target/site/pkg/silent-refresh.wasm
+release_wasm=target/wasm32-unknown-unknown/wasm-release/silent_refresh.wasm
+if [ -f "$pkg_wasm" ]; then
+  if [ ! -f "$release_wasm" ] || [ $(( $(stat -c %Y "$pkg_wasm") - $(stat -c %Y "$release_wasm") )) -gt 60 ]; then
+    printf '    note: %s looks like a debug build; run `cargo leptos build --release` for the size target\n' "$pkg_wasm"
+  fi
+fi
 
 status=0
 target/release/loadgen bench --base "$base" --seconds "$seconds" --pkg-dir target/site/pkg "${markdown[@]}" || status=$?

@@ -9,7 +9,7 @@
 #   3. drain: SIGTERM with logins in flight; every one gets its answer and
 #             the server exits 0.
 #
-#   scripts/soak.sh [--duration SECS] [--users N] [--crash-duration SECS]
+#   scripts/soak.sh [--duration SECS] [--users N] [--crash-duration SECS] [--no-build]
 #
 # Defaults fit CI (about 2 minutes after the build); a long soak by hand:
 #   scripts/soak.sh --duration 900
@@ -22,19 +22,23 @@ export PATH="$HOME/.cargo/bin:$PATH"
 duration=60
 users=200
 crash_duration=20
+build=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration="$2"; shift 2 ;;
     --users) users="$2"; shift 2 ;;
     --crash-duration) crash_duration="$2"; shift 2 ;;
-    *) echo "usage: scripts/soak.sh [--duration SECS] [--users N] [--crash-duration SECS]" >&2; exit 2 ;;
+    --no-build) build=no; shift ;;
+    *) echo "usage: scripts/soak.sh [--duration SECS] [--users N] [--crash-duration SECS] [--no-build]" >&2; exit 2 ;;
   esac
 done
 pairs=$(( users / 10 ))
 
-printf '==> building the release server and the load generator\n'
-cargo build --release --locked --features ssr --bin silent-refresh
-cargo build --release --locked --features loadgen --bin loadgen
+if [ "$build" = yes ]; then
+  printf '==> building the release server and the load generator\n'
+  cargo build --release --locked --features ssr --bin silent-refresh
+  cargo build --release --locked --features loadgen --bin loadgen
+fi
 
 root=$PWD
 work=$(mktemp -d)
