@@ -221,64 +221,91 @@ fn CredentialsForm(mode: Mode) -> impl IntoView {
         _ => None,
     };
 
-    view! {
-        <section class="card auth-card" aria-labelledby="form-title">
-            <h1 id="form-title">{title}</h1>
-            {move || logout_reason().map(|reason| view! { <LogoutNotice reason /> })}
-            <Show when=move || {
-                auth.state().get() == AuthState::Refreshing && mode == Mode::Login
-            }>
-                <p class="muted small" role="status">"Checking for an existing session…"</p>
-            </Show>
-            // Without the WASM the browser posts the form itself (the
-            // password never lands in a URL).
-            <form method="post" action=action on:submit=on_submit data-testid=testid novalidate>
-                <div class="alert error" id="form-error" role="alert" data-testid="form-error"
-                    hidden=move || error.with(Option::is_none)>
-                    {move || error.get().map(|e| e.message)}
-                </div>
-                <div class="field">
-                    <label for="email">"Email"</label>
-                    <input id="email" name="email" type="email" autocomplete="email" required
-                        inputmode="email" spellcheck="false" data-testid="email"
-                        aria-invalid=invalid(Culprit::Email)
-                        aria-describedby=described_by("")
-                        bind:value=email />
-                </div>
-                <div class="field">
-                    <label for="password">"Password"</label>
-                    <input id="password" name="password" type="password" required
-                        data-testid="password"
-                        autocomplete=if mode == Mode::Register { "new-password" } else { "current-password" }
-                        minlength=if mode == Mode::Register { "10" } else { "1" }
-                        aria-invalid=invalid(Culprit::Password)
-                        aria-describedby=described_by(if mode == Mode::Register { "password-hint" } else { "" })
-                        bind:value=password />
-                    {(mode == Mode::Register).then(|| view! {
-                        <span class="hint" id="password-hint">"At least 10 characters."</span>
-                    })}
-                </div>
-                <button type="submit" class="button full" data-testid="submit"
-                    disabled=move || pending.get() aria-busy=move || pending.get().to_string()>
-                    {move || if pending.get() { busy } else { submit }}
-                </button>
-            </form>
-            <p class="muted small switch">
-                {match mode {
-                    Mode::Login => view! {
-                        "No account yet? " <A href=move || with_next("/register", &next.get())>"Create one"</A>
-                    }.into_any(),
-                    Mode::Register => view! {
-                        "Already registered? " <A href=move || with_next("/login", &next.get())>"Log in"</A>
-                    }.into_any(),
-                }}
-            </p>
-            {move || logout_reason().filter(|r| !r.is_voluntary()).map(|_| view! {
+    // Built in parts, each type-erased: one nested view type this deep
+    // overflows the compiler's query depth in the release wasm build.
+    let email_field = view! {
+        <div class="field">
+            <label for="email">"Email"</label>
+            <input id="email" name="email" type="email" autocomplete="email" required
+                inputmode="email" spellcheck="false" data-testid="email"
+                aria-invalid=invalid(Culprit::Email)
+                aria-describedby=described_by("")
+                bind:value=email />
+        </div>
+    }
+    .into_any();
+    let password_field = view! {
+        <div class="field">
+            <label for="password">"Password"</label>
+            <input id="password" name="password" type="password" required
+                data-testid="password"
+                autocomplete=if mode == Mode::Register { "new-password" } else { "current-password" }
+                minlength=if mode == Mode::Register { "10" } else { "1" }
+                aria-invalid=invalid(Culprit::Password)
+                aria-describedby=described_by(if mode == Mode::Register { "password-hint" } else { "" })
+                bind:value=password />
+            {(mode == Mode::Register).then(|| view! {
+                <span class="hint" id="password-hint">"At least 10 characters."</span>
+            })}
+        </div>
+    }
+    .into_any();
+    let submit_button = view! {
+        <button type="submit" class="button full" data-testid="submit"
+            disabled=move || pending.get() aria-busy=move || pending.get().to_string()>
+            {move || if pending.get() { busy } else { submit }}
+        </button>
+    }
+    .into_any();
+    // Without the WASM the browser posts the form itself (the password
+    // never lands in a URL).
+    let form = view! {
+        <form method="post" action=action on:submit=on_submit data-testid=testid novalidate>
+            <div class="alert error" id="form-error" role="alert" data-testid="form-error"
+                hidden=move || error.with(Option::is_none)>
+                {move || error.get().map(|e| e.message)}
+            </div>
+            {email_field}
+            {password_field}
+            {submit_button}
+        </form>
+    }
+    .into_any();
+    let switch = match mode {
+        Mode::Login => view! {
+            "No account yet? " <A href=move || with_next("/register", &next.get())>"Create one"</A>
+        }
+        .into_any(),
+        Mode::Register => view! {
+            "Already registered? " <A href=move || with_next("/login", &next.get())>"Log in"</A>
+        }
+        .into_any(),
+    };
+    let what_happened = move || {
+        logout_reason().filter(|r| !r.is_voluntary()).map(|_| {
+            view! {
                 <details class="what-happened">
                     <summary>"What happened"</summary>
                     <EventLog events=auth.events() limit=12 />
                 </details>
-            })}
+            }
+            .into_any()
+        })
+    };
+    let checking = move || {
+        (auth.state().get() == AuthState::Refreshing && mode == Mode::Login).then(|| {
+            view! { <p class="muted small" role="status">"Checking for an existing session…"</p> }
+        })
+    };
+
+    view! {
+        <section class="card auth-card" aria-labelledby="form-title">
+            <h1 id="form-title">{title}</h1>
+            {move || logout_reason().map(|reason| view! { <LogoutNotice reason /> })}
+            {checking}
+            {form}
+            <p class="muted small switch">{switch}</p>
+            {what_happened}
         </section>
     }
 }

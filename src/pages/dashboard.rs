@@ -113,78 +113,72 @@ pub fn DashboardPage() -> impl IntoView {
     };
     let email = move || auth.user().get().map(|u| u.email).unwrap_or_default();
 
-    view! {
-        <div class="page-head">
-            <div>
-                <h1>"Dashboard"</h1>
-                <p class="muted">
-                    "Logged in as " <strong data-testid="user-email">{email}</strong>
-                </p>
+    // Each card type-erased: one view type this deep overflows the
+    // compiler's query depth in the release wasm build.
+    let token_card = view! {
+        <section class="card" aria-labelledby="token-title">
+            <h2 id="token-title">"Access token"</h2>
+            <p class="muted small">"Held in this tab's memory only. Remaining life:"</p>
+            <p class="countdown" class:low=low data-testid="countdown"
+                data-remaining-ms=move || remaining_ms().map(|ms| ms.round().to_string())
+                aria-live="off">
+                {countdown}
+            </p>
+            <div class="meter" role="progressbar" aria-label="Access token life left"
+                aria-valuemin="0" aria-valuemax="100"
+                aria-valuenow=move || format!("{:.0}", fraction() * 100.0)>
+                <span style:width=move || format!("{:.1}%", fraction() * 100.0)></span>
             </div>
-            <StateBadge state=auth.state() />
-        </div>
-
-        <div class="grid">
-            <section class="card" aria-labelledby="token-title">
-                <h2 id="token-title">"Access token"</h2>
-                <p class="muted small">"Held in this tab's memory only. Remaining life:"</p>
-                <p class="countdown" class:low=low data-testid="countdown"
-                    data-remaining-ms=move || remaining_ms().map(|ms| ms.round().to_string())
-                    aria-live="off">
-                    {countdown}
-                </p>
-                <div class="meter" role="progressbar" aria-label="Access token life left"
-                    aria-valuemin="0" aria-valuemax="100"
-                    aria-valuenow=move || format!("{:.0}", fraction() * 100.0)>
-                    <span style:width=move || format!("{:.1}%", fraction() * 100.0)></span>
-                </div>
-                <p class="muted small">
-                    "Silent refreshes in this tab: "
-                    <strong data-testid="refresh-count">{refreshes}</strong>
-                </p>
-                <label class="switch-row">
-                    <input type="checkbox" data-testid="proactive-toggle"
-                        prop:checked=move || auth.proactive().get()
-                        on:change=move |ev| auth.set_proactive(event_target_checked(&ev)) />
-                    " Renew ahead of expiry (turn off to watch expired tokens recover on demand)"
-                </label>
-            </section>
-
-            <section class="card" aria-labelledby="controls-title">
-                <h2 id="controls-title">"Try it"</h2>
-                <div class="controls">
-                    <button class="button" data-testid="call-one" on:click=move |_| fire(1)>
-                        "One protected call"
-                    </button>
-                    <button class="button" data-testid="call-ten" on:click=move |_| fire(10)>
-                        "Ten calls at once"
-                    </button>
-                    <button class="button secondary" data-testid="drop-token"
-                        on:click=move |_| auth.drop_token()>
-                        "Drop the token"
-                    </button>
-                    <button class="button secondary" data-testid="stale-token"
-                        on:click=move |_| auth.make_token_stale()>
-                        "Make the token stale"
-                    </button>
-                    <button class="button danger" data-testid="logout"
-                        on:click=move |_| spawn_local(auth.logout())>
-                        "Log out"
-                    </button>
-                </div>
-                <p class="call-result" role="status" data-testid="call-result"
-                    data-ok=move || burst.get().ok data-failed=move || burst.get().failed
-                    data-total=move || burst.get().total
-                    data-burst=move || burst.get().id>
-                    {move || burst.get().summary()}
-                </p>
-                <p class="muted small">
-                    "Calls go to " <code>"GET /api/me"</code>
-                    ". Dropping the token makes the next call refresh first; a stale token gets a 401, one refresh, one retry."
-                </p>
-            </section>
-        </div>
-
+            <p class="muted small">
+                "Silent refreshes in this tab: "
+                <strong data-testid="refresh-count">{refreshes}</strong>
+            </p>
+            <label class="switch-row">
+                <input type="checkbox" data-testid="proactive-toggle"
+                    prop:checked=move || auth.proactive().get()
+                    on:change=move |ev| auth.set_proactive(event_target_checked(&ev)) />
+                " Renew ahead of expiry (turn off to watch expired tokens recover on demand)"
+            </label>
+        </section>
+    }
+    .into_any();
+    let controls_card = view! {
+        <section class="card" aria-labelledby="controls-title">
+            <h2 id="controls-title">"Try it"</h2>
+            <div class="controls">
+                <button class="button" data-testid="call-one" on:click=move |_| fire(1)>
+                    "One protected call"
+                </button>
+                <button class="button" data-testid="call-ten" on:click=move |_| fire(10)>
+                    "Ten calls at once"
+                </button>
+                <button class="button secondary" data-testid="drop-token"
+                    on:click=move |_| auth.drop_token()>
+                    "Drop the token"
+                </button>
+                <button class="button secondary" data-testid="stale-token"
+                    on:click=move |_| auth.make_token_stale()>
+                    "Make the token stale"
+                </button>
+                <button class="button danger" data-testid="logout"
+                    on:click=move |_| spawn_local(auth.logout())>
+                    "Log out"
+                </button>
+            </div>
+            <p class="call-result" role="status" data-testid="call-result"
+                data-ok=move || burst.get().ok data-failed=move || burst.get().failed
+                data-total=move || burst.get().total
+                data-burst=move || burst.get().id>
+                {move || burst.get().summary()}
+            </p>
+            <p class="muted small">
+                "Calls go to " <code>"GET /api/me"</code>
+                ". Dropping the token makes the next call refresh first; a stale token gets a 401, one refresh, one retry."
+            </p>
+        </section>
+    }
+    .into_any();
+    let data_card = view! {
         <section class="card" aria-labelledby="data-title">
             <h2 id="data-title">"Protected data"</h2>
             {move || match data.get() {
@@ -210,16 +204,45 @@ pub fn DashboardPage() -> impl IntoView {
                 "Reload"
             </button>
         </section>
-
+    }
+    .into_any();
+    let timeline_card = view! {
         <section class="card" aria-labelledby="timeline-title">
             <h2 id="timeline-title">"Token timeline"</h2>
             <Timeline now />
         </section>
-
+    }
+    .into_any();
+    let log_card = view! {
         <section class="card" aria-labelledby="log-title">
             <h2 id="log-title">"Auth events"</h2>
             <EventLog events=auth.events() />
         </section>
+    }
+    .into_any();
+
+    view! {
+        <div class="page-head">
+            <div>
+                <h1>"Dashboard"</h1>
+                <p class="muted">
+                    "Logged in as " <strong data-testid="user-email">{email}</strong>
+                </p>
+            </div>
+            <StateBadge state=auth.state() />
+        </div>
+
+        <div class="grid">
+            {token_card}
+
+            {controls_card}
+        </div>
+
+        {data_card}
+
+        {timeline_card}
+
+        {log_card}
     }
 }
 

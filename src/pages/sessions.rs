@@ -126,6 +126,7 @@ pub fn SessionsPage() -> impl IntoView {
                                         </td>
                                     </tr>
                                 }
+                                .into_any()
                             }).collect_view()}
                         </tbody>
                     </table>
