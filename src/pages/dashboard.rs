@@ -297,18 +297,19 @@ fn Timeline(now: ReadSignal<f64>) -> impl IntoView {
     };
     let now_x = move || x(now.get());
     view! {
-        <svg class="timeline" viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img"
+        // Stretched to the card's width at a fixed height, so it stays legible on a phone.
+        <svg class="timeline" viewBox=format!("0 0 {WIDTH} {HEIGHT}") preserveAspectRatio="none" role="img"
             aria-label="Access token lifetimes: each bar is one token, each new bar a refresh">
             <line class="axis" x1="0" x2=WIDTH y1="46" y2="46" />
             {bars}
             {unauthorized}
-            <line class="now" x1=now_x x2=now_x y1="6" y2="62" />
-            <text class="label" x=move || now_x() + 4.0 y="12">"now"</text>
+            <line class="now" x1=now_x x2=now_x y1="4" y2="66" />
         </svg>
         <p class="legend muted small">
             <span class="key used"></span>" token in use "
             <span class="key unused"></span>" life it had left when replaced "
-            <span class="key tick"></span>" 401"
+            <span class="key tick"></span>" 401 "
+            <span class="key now"></span>" now"
         </p>
     }
 }
