@@ -81,18 +81,21 @@ printf '==> benchmark on %s cores (%s), %s, %s MiB RAM, load average %s;\n    se
   "$(nproc)" "$cpu" "$(uname -sr)" "$(( $(grep MemTotal /proc/meminfo | awk '{print $2}') / 1024 ))" \
   "$(cut -d' ' -f1-3 /proc/loadavg)"
 
-# The size target is about the release build: say when the site folder
-# holds something else (a debug build of `cargo leptos build` lands there too).
+# The size target is about the release build: measure target/site/pkg only
+# when it holds one (a debug `cargo leptos build` lands there too).
 pkg_wasm=target/site/pkg/silent-refresh.wasm
 release_wasm=target/wasm32-unknown-unknown/wasm-release/silent_refresh.wasm
-if [ -f "$pkg_wasm" ]; then
-  if [ ! -f "$release_wasm" ] || [ $(( $(stat -c %Y "$pkg_wasm") - $(stat -c %Y "$release_wasm") )) -gt 60 ]; then
-    printf '    note: %s looks like a debug build; run `cargo leptos build --release` for the size target\n' "$pkg_wasm"
-  fi
+pkg=()
+if [ ! -f "$pkg_wasm" ]; then
+  printf '    note: no %s; run `cargo leptos build --release` for the size rows\n' "$pkg_wasm"
+elif [ ! -f "$release_wasm" ] || [ $(( $(stat -c %Y "$pkg_wasm") - $(stat -c %Y "$release_wasm") )) -gt 60 ]; then
+  printf '    note: %s is a debug build; run `cargo leptos build --release` for the size rows\n' "$pkg_wasm"
+else
+  pkg=(--pkg-dir target/site/pkg)
 fi
 
 status=0
-target/release/loadgen bench --base "$base" --seconds "$seconds" --pkg-dir target/site/pkg "${markdown[@]}" || status=$?
+target/release/loadgen bench --base "$base" --seconds "$seconds" "${pkg[@]}" "${markdown[@]}" || status=$?
 stop_server
 if grep -qiE 'panic|error' "$work/server.log"; then
   printf '\nserver log (errors):\n' >&2

@@ -149,7 +149,7 @@ pub async fn run(args: Args) -> Result<bool, String> {
             report.sizes = files;
         }
         Some(Ok(_)) | None => {
-            report.note("size: no built site (run `cargo leptos build --release` first); skipped")
+            report.note("size: no release site build measured (`cargo leptos build --release` makes one); skipped")
         }
         Some(Err(e)) => report.note(&format!("size: {e}; skipped")),
     }

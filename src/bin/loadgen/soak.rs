@@ -580,13 +580,16 @@ impl Tab {
         let start = Instant::now();
         let (first, second) = tokio::join!(browser.refresh(), browser.refresh());
         let elapsed = start.elapsed();
-        bump(&run.count.duplicates);
         let first = judge(first, elapsed, run, recorder);
         let second = judge(second, elapsed, run, recorder);
+        // A lost connection or an error status is the caller's to judge;
+        // only two 200s can be compared.
         let (first, second) = (first?, second?);
-        let agree = first.refresh_cookie.is_some() && first.refresh_cookie == second.refresh_cookie;
-        if first.status == 200 && second.status == 200 && agree {
-            bump(&run.count.duplicates_one_successor);
+        if first.status == 200 && second.status == 200 {
+            bump(&run.count.duplicates);
+            if first.refresh_cookie.is_some() && first.refresh_cookie == second.refresh_cookie {
+                bump(&run.count.duplicates_one_successor);
+            }
         }
         // A failure wins: the caller judges it (a 401 is a logout).
         Some(if first.status != 200 { first } else { second })
