@@ -6,7 +6,7 @@
 //! So a racing duplicate inside the grace window can be answered with the
 //! very successor the first call issued, without storing any token.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use hmac::{Hmac, Mac};
@@ -147,6 +147,10 @@ pub struct RefreshStore {
     pool: SqlitePool,
     keys: RefreshKeys,
     lifetimes: Lifetimes,
+    /// SQLite has one writer. Queueing writers here, in order, beats letting
+    /// them poll the lock in SQLite's busy handler, which sleeps in steps of
+    /// up to 100 ms and makes the tail latency of refresh.
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -168,6 +172,7 @@ impl RefreshStore {
             pool,
             keys,
             lifetimes,
+            writer: Arc::default(),
         }
     }
 
@@ -185,6 +190,7 @@ impl RefreshStore {
         let session_id = uuid::Uuid::new_v4().to_string();
         let token = RefreshToken::generate();
         let expires_at = now.saturating_add(as_ms(self.lifetimes.absolute));
+        let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent)
@@ -223,6 +229,7 @@ impl RefreshStore {
     ) -> Result<Issued, RotateError> {
         // IMMEDIATE takes the write lock up front: racing rotations queue on
         // the busy timeout instead of failing on a lock upgrade.
+        let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row: Option<PresentedRow> = sqlx::query_as(
             "SELECT t.id, t.session_id, t.used_at, t.successor_id,
@@ -330,6 +337,7 @@ impl RefreshStore {
         reason: RevokeReason,
         now: Millis,
     ) -> Result<bool, sqlx::Error> {
+        let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let changed = revoke_in(&mut tx, session_id, reason, now).await?;
         tx.commit().await?;
@@ -338,6 +346,7 @@ impl RefreshStore {
 
     /// Ends every live session of a user.
     pub async fn revoke_all(&self, user_id: &str, now: Millis) -> Result<u64, sqlx::Error> {
+        let _writer = self.writer.lock().await;
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = ?, revoked_reason = ?
              WHERE user_id = ? AND revoked_at IS NULL",
@@ -356,6 +365,7 @@ impl RefreshStore {
     pub async fn purge_ended(&self, now: Millis, retention: Duration) -> Result<u64, sqlx::Error> {
         let cutoff = now.saturating_sub(as_ms(retention));
         let idle = as_ms(self.lifetimes.idle);
+        let _writer = self.writer.lock().await;
         let done = sqlx::query(
             "DELETE FROM sessions
              WHERE expires_at < ?1 OR revoked_at < ?1 OR last_used_at + ?2 < ?1",

@@ -29,8 +29,10 @@ impl Auth {
             absolute: config.session_max_age,
             grace: config.refresh_reuse_grace,
         };
-        // One hash per core at most, so refreshes always find a thread.
+        // Leave one core free of argon2, so refreshes never wait behind a
+        // burst of logins (on one core there is no choice).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let hashing_slots = cores.saturating_sub(1).max(1);
         Self {
             access: Arc::new(AccessTokens::new(
                 config.access_secret.expose(),
@@ -43,7 +45,7 @@ impl Auth {
                 RefreshKeys::new(config.refresh_secret.expose()),
                 lifetimes,
             ),
-            passwords: Passwords::new(cores),
+            passwords: Passwords::new(hashing_slots),
             throttle: Throttle::new(Limits {
                 max_failures: config.login_max_failures,
                 lockout: config.login_lockout,
