@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what is missing, then runs every test: unit and integration tests
-# (cargo), then the Playwright browser tests against the release build.
+# (cargo), the Playwright browser tests against the release build, and a
+# one-minute soak with a crash and a graceful stop (scripts/soak.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,3 +18,7 @@ export ACCESS_TOKEN_TTL="${E2E_ACCESS_TOKEN_TTL:-6s}"
 export AUTH_RATE_PER_MINUTE=10000
 export RUST_LOG="${RUST_LOG:-info}"
 cargo leptos end-to-end --release
+
+printf '\n==> soak, crash and drain on loopback (the release server built above)\n'
+cargo build --release --locked --features loadgen --bin loadgen
+scripts/soak.sh --no-build
