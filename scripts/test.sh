@@ -12,12 +12,12 @@ cargo test --locked --features ssr
 
 printf '\n==> browser tests (release build, fresh database, short-lived access tokens)\n'
 rm -rf target/e2e
-export DATABASE_URL="sqlite://target/e2e/app.db?mode=rwc"
-export ACCESS_TOKEN_TTL="${E2E_ACCESS_TOKEN_TTL:-6s}"
-# Every test registers and logs in from 127.0.0.1.
-export AUTH_RATE_PER_MINUTE=10000
-export RUST_LOG="${RUST_LOG:-info}"
-cargo leptos end-to-end --release
+# Every test registers and logs in from 127.0.0.1, hence the high rate.
+DATABASE_URL="sqlite://target/e2e/app.db?mode=rwc" \
+ACCESS_TOKEN_TTL="${E2E_ACCESS_TOKEN_TTL:-6s}" \
+AUTH_RATE_PER_MINUTE=10000 \
+RUST_LOG="${RUST_LOG:-info}" \
+  cargo leptos end-to-end --release
 
 printf '\n==> soak, crash and drain on loopback (the release server built above)\n'
 cargo build --release --locked --features loadgen --bin loadgen
