@@ -35,6 +35,8 @@ if [ "$build" = yes ]; then
 fi
 
 root=$PWD
+# Cargo puts binaries under CARGO_TARGET_DIR when it is set.
+bin_dir="${CARGO_TARGET_DIR:-$root/target}/release"
 work=$(mktemp -d)
 server_pid=""
 stop_server() {
@@ -67,7 +69,7 @@ mkdir -p "$work/site"
     REFRESH_REUSE_GRACE=10s \
     AUTH_RATE_PER_MINUTE=1000000 \
     RUST_LOG=warn \
-    "$root/target/release/silent-refresh"
+    "$bin_dir/silent-refresh"
 ) >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
@@ -95,7 +97,7 @@ else
 fi
 
 status=0
-target/release/loadgen bench --base "$base" --seconds "$seconds" "${pkg[@]}" "${markdown[@]}" || status=$?
+"$bin_dir/loadgen" bench --base "$base" --seconds "$seconds" "${pkg[@]}" "${markdown[@]}" || status=$?
 stop_server
 if grep -qiE 'panic|error' "$work/server.log"; then
   printf '\nserver log (errors):\n' >&2

@@ -41,9 +41,11 @@ if [ "$build" = yes ]; then
 fi
 
 root=$PWD
+# Cargo puts binaries under CARGO_TARGET_DIR when it is set.
+bin_dir="${CARGO_TARGET_DIR:-$root/target}/release"
 work=$(mktemp -d)
 db="$work/app.db"
-loadgen="$root/target/release/loadgen"
+loadgen="$bin_dir/loadgen"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 # Fixed for the whole run: a restart must find the same keys.
@@ -81,7 +83,7 @@ start_server() {
       REFRESH_REUSE_GRACE=10s \
       AUTH_RATE_PER_MINUTE=1000000 \
       RUST_LOG=warn \
-      "$root/target/release/silent-refresh"
+      "$bin_dir/silent-refresh"
   ) >>"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do
