@@ -86,7 +86,8 @@ printf '==> benchmark on %s cores (%s), %s, %s MiB RAM, load average %s;\n    se
 # The size target is about the release build: measure target/site/pkg only
 # when it holds one (a debug `cargo leptos build` lands there too).
 pkg_wasm=target/site/pkg/silent-refresh.wasm
-release_wasm=target/wasm32-unknown-unknown/wasm-release/silent_refresh.wasm
+# cargo-leptos builds the wasm in its own "front" folder of the target dir.
+release_wasm="${CARGO_TARGET_DIR:-target}/front/wasm32-unknown-unknown/wasm-release/silent_refresh.wasm"
 pkg=()
 if [ ! -f "$pkg_wasm" ]; then
   printf '    note: no %s; run `cargo leptos build --release` for the size rows\n' "$pkg_wasm"
