@@ -60,15 +60,6 @@ impl<S: Send + Sync> FromRequest<S> for CredentialsForm {
     }
 }
 
-/// Every auth answer is private to this client and must never be cached.
-fn no_store(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
 fn user_agent(headers: &HeaderMap) -> Option<String> {
     let agent = headers.get(header::USER_AGENT)?.to_str().ok()?.trim();
     (!agent.is_empty()).then(|| agent.chars().take(USER_AGENT_MAX).collect())
@@ -116,41 +107,49 @@ async fn sign_in(
     Ok((jar, Json(body)).into_response())
 }
 
+/// What register and login do first: a well-formed form from an address
+/// that is still within its rate.
+fn admit(
+    state: &AppState,
+    address: std::net::IpAddr,
+    form: Result<CredentialsForm, Failure>,
+) -> Result<(CredentialsForm, crate::clock::Millis), Failure> {
+    let form = form?;
+    let now = state.clock.now_ms();
+    state
+        .auth
+        .throttle
+        .check_rate(address, now)
+        .map_err(rate_limited)?;
+    Ok((form, now))
+}
+
+// Auth answers get `Cache-Control: no-store` from the security-headers
+// middleware, like every dynamic response.
+
 pub async fn register(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
     form: Result<CredentialsForm, Failure>,
-) -> Response {
-    no_store(
-        async {
-            let form = form?;
-            let now = state.clock.now_ms();
-            state
-                .auth
-                .throttle
-                .check_rate(address, now)
-                .map_err(rate_limited)?;
-            let email = parse_email(&form.email).map_err(Failure::invalid_input)?;
-            check_new_password(&form.password).map_err(Failure::invalid_input)?;
-            let hash = state.auth.passwords.hash(&form.password).await?;
-            let user = match users::create(&state.pool, &email, &hash, now).await {
-                Ok(user) => user,
-                Err(CreateError::EmailTaken) => {
-                    return Err(Failure::new(
-                        ErrorCode::EmailTaken,
-                        "An account with this email already exists. Sign in instead.",
-                    ))
-                }
-                Err(CreateError::Database(e)) => return Err(e.into()),
-            };
-            tracing::info!(user_id = %user.id, "account created");
-            sign_in(&state, jar, &user, &headers).await
+) -> Result<Response, Failure> {
+    let (form, now) = admit(&state, address, form)?;
+    let email = parse_email(&form.email).map_err(Failure::invalid_input)?;
+    check_new_password(&form.password).map_err(Failure::invalid_input)?;
+    let hash = state.auth.passwords.hash(&form.password).await?;
+    let user = match users::create(&state.pool, &email, &hash, now).await {
+        Ok(user) => user,
+        Err(CreateError::EmailTaken) => {
+            return Err(Failure::new(
+                ErrorCode::EmailTaken,
+                "An account with this email already exists. Sign in instead.",
+            ))
         }
-        .await
-        .unwrap_or_else(IntoResponse::into_response),
-    )
+        Err(CreateError::Database(e)) => return Err(e.into()),
+    };
+    tracing::info!(user_id = %user.id, "account created");
+    sign_in(&state, jar, &user, &headers).await
 }
 
 pub async fn login(
@@ -159,85 +158,70 @@ pub async fn login(
     headers: HeaderMap,
     jar: CookieJar,
     form: Result<CredentialsForm, Failure>,
-) -> Response {
-    no_store(
-        async {
-            let form = form?;
+) -> Result<Response, Failure> {
+    let (form, now) = admit(&state, address, form)?;
+    let key = email_key(&form.email);
+    let attempt = state
+        .auth
+        .throttle
+        .begin(&key, address, now)
+        .map_err(rate_limited)?;
+
+    // Unknown email and wrong password take the same path and time.
+    let account = users::credentials(&state.pool, &key).await?;
+    let password = if form.password.len() > PASSWORD_MAX_BYTES {
+        ""
+    } else {
+        form.password.as_str()
+    };
+    let verified = state
+        .auth
+        .passwords
+        .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
+        .await?;
+    match account {
+        Some(account) if verified && !password.is_empty() => {
+            attempt.succeeded();
+            sign_in(&state, jar, &account.into_row(), &headers).await
+        }
+        _ => {
+            attempt.failed(state.clock.now_ms());
+            tracing::info!(%address, "login failed");
+            Err(Failure::new(
+                ErrorCode::InvalidCredentials,
+                "The email or password is incorrect.",
+            ))
+        }
+    }
+}
+
+/// Revokes the cookie's session (if any) and clears the cookies; always 200
+/// unless the database can't be written.
+pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Response, Failure> {
+    let presented = state.auth.cookies.read(&jar).and_then(RefreshToken::parse);
+    if let Some(token) = presented {
+        if let Some(session_id) = state.auth.refresh.session_of(&token).await? {
             let now = state.clock.now_ms();
             state
                 .auth
-                .throttle
-                .check_rate(address, now)
-                .map_err(rate_limited)?;
-            let key = email_key(&form.email);
-            let attempt = state
-                .auth
-                .throttle
-                .begin(&key, address, now)
-                .map_err(rate_limited)?;
-
-            // Unknown email and wrong password take the same path and time.
-            let account = users::credentials(&state.pool, &key).await?;
-            let password = if form.password.len() > PASSWORD_MAX_BYTES {
-                ""
-            } else {
-                form.password.as_str()
-            };
-            let verified = state
-                .auth
-                .passwords
-                .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
+                .refresh
+                .revoke(&session_id, RevokeReason::Logout, now)
                 .await?;
-            match account {
-                Some(account) if verified && !password.is_empty() => {
-                    attempt.succeeded();
-                    sign_in(&state, jar, &account.into_row(), &headers).await
-                }
-                _ => {
-                    attempt.failed(state.clock.now_ms());
-                    tracing::info!(%address, "login failed");
-                    Err(Failure::new(
-                        ErrorCode::InvalidCredentials,
-                        "The email or password is incorrect.",
-                    ))
-                }
-            }
-        }
-        .await
-        .unwrap_or_else(IntoResponse::into_response),
-    )
-}
-
-/// Revokes the cookie's session (if any) and clears the cookies; always 200.
-pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
-    let presented = state.auth.cookies.read(&jar).and_then(RefreshToken::parse);
-    if let Some(token) = presented {
-        match state.auth.refresh.session_of(&token).await {
-            Ok(Some(session_id)) => {
-                let now = state.clock.now_ms();
-                if let Err(e) = state
-                    .auth
-                    .refresh
-                    .revoke(&session_id, RevokeReason::Logout, now)
-                    .await
-                {
-                    return no_store(Failure::from(e).into_response());
-                }
-                tracing::info!(%session_id, "logged out");
-            }
-            Ok(None) => {}
-            Err(e) => return no_store(Failure::from(e).into_response()),
+            tracing::info!(%session_id, "logged out");
         }
     }
     let jar = cookies::with(jar, state.auth.cookies.clear());
-    no_store((jar, Json(serde_json::json!({}))).into_response())
+    Ok((jar, Json(serde_json::json!({}))).into_response())
 }
 
-pub async fn me(auth: Authenticated) -> Response {
-    no_store(Json(auth.user.to_user()).into_response())
+pub async fn me(auth: Authenticated) -> Json<User> {
+    Json(auth.user.to_user())
 }
 
-pub async fn dashboard(State(state): State<AppState>, auth: Authenticated) -> Response {
+pub async fn dashboard(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<Dashboard>, Failure> {
     let now = state.clock.now_ms();
     let lifetimes = state.auth.refresh.lifetimes();
     let live = sessions::list_live(
@@ -247,72 +231,61 @@ pub async fn dashboard(State(state): State<AppState>, auth: Authenticated) -> Re
         &lifetimes,
         now,
     )
-    .await;
-    no_store(match live {
-        Ok(live) => Json(Dashboard {
-            user: auth.user.to_user(),
-            session: auth.session,
-            access_token_expires_at: rfc3339(auth.claims.exp * 1000),
-            server_time: rfc3339(now),
-            live_sessions: live.len() as u32,
-        })
-        .into_response(),
-        Err(e) => Failure::from(e).into_response(),
-    })
+    .await?;
+    Ok(Json(Dashboard {
+        user: auth.user.to_user(),
+        session: auth.session,
+        access_token_expires_at: rfc3339(auth.claims.exp * 1000),
+        server_time: rfc3339(now),
+        live_sessions: live.len() as u32,
+    }))
 }
 
-pub async fn list_sessions(State(state): State<AppState>, auth: Authenticated) -> Response {
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<Vec<Session>>, Failure> {
     let now = state.clock.now_ms();
     let lifetimes = state.auth.refresh.lifetimes();
-    let listed: Result<Vec<Session>, _> = sessions::list_live(
+    let list = sessions::list_live(
         &state.pool,
         &auth.user.id,
         &auth.session.id,
         &lifetimes,
         now,
     )
-    .await;
-    no_store(match listed {
-        Ok(list) => Json(list).into_response(),
-        Err(e) => Failure::from(e).into_response(),
-    })
+    .await?;
+    Ok(Json(list))
 }
 
 pub async fn revoke_session(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(session_id): Path<String>,
-) -> Response {
+) -> Result<StatusCode, Failure> {
     let now = state.clock.now_ms();
     let lifetimes = state.auth.refresh.lifetimes();
-    let outcome = async {
-        // Another user's session, or a dead one, is simply not found.
-        if !sessions::is_live_of(&state.pool, &auth.user.id, &session_id, &lifetimes, now).await? {
-            return Ok(Failure::new(ErrorCode::NotFound, "No such live session.").into_response());
-        }
-        state
-            .auth
-            .refresh
-            .revoke(&session_id, RevokeReason::Revoked, now)
-            .await?;
-        tracing::info!(%session_id, user_id = %auth.user.id, "session revoked");
-        Ok::<_, sqlx::Error>(StatusCode::NO_CONTENT.into_response())
+    // Another user's session, or a dead one, is simply not found.
+    if !sessions::is_live_of(&state.pool, &auth.user.id, &session_id, &lifetimes, now).await? {
+        return Err(Failure::new(ErrorCode::NotFound, "No such live session."));
     }
-    .await;
-    no_store(outcome.unwrap_or_else(|e| Failure::from(e).into_response()))
+    state
+        .auth
+        .refresh
+        .revoke(&session_id, RevokeReason::Revoked, now)
+        .await?;
+    tracing::info!(%session_id, user_id = %auth.user.id, "session revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn revoke_all_sessions(State(state): State<AppState>, auth: Authenticated) -> Response {
+pub async fn revoke_all_sessions(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<StatusCode, Failure> {
     let now = state.clock.now_ms();
-    no_store(
-        match state.auth.refresh.revoke_all(&auth.user.id, now).await {
-            Ok(count) => {
-                tracing::info!(user_id = %auth.user.id, count, "all sessions revoked");
-                StatusCode::NO_CONTENT.into_response()
-            }
-            Err(e) => Failure::from(e).into_response(),
-        },
-    )
+    let count = state.auth.refresh.revoke_all(&auth.user.id, now).await?;
+    tracing::info!(user_id = %auth.user.id, count, "all sessions revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Body of the refresh server function: rotate the cookie's token.
