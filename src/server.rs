@@ -221,9 +221,19 @@ async fn security_headers(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let dynamic = !req.uri().path().starts_with("/pkg/");
-    let nonce = CspNonce::generate();
-    req.extensions_mut().insert(nonce.clone());
+    let path = req.uri().path();
+    let dynamic = !path.starts_with("/pkg/");
+    // Only a page render can use a nonce; the API, probes and assets skip
+    // the random draw.
+    let page = req.method() == axum::http::Method::GET
+        && dynamic
+        && !path.starts_with("/api/")
+        && path != "/healthz"
+        && path != "/readyz";
+    let nonce = page.then(CspNonce::generate);
+    if let Some(nonce) = &nonce {
+        req.extensions_mut().insert(nonce.clone());
+    }
     let mut response = next.run(req).await;
     let is_html = response
         .headers()
@@ -237,11 +247,9 @@ async fn security_headers(
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::REFERRER_POLICY, "no-referrer");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
-    let policy = if is_html {
-        HeaderValue::from_str(&page_policy(&nonce.0, production)).ok()
-    } else {
-        None
-    };
+    let policy = nonce
+        .filter(|_| is_html)
+        .and_then(|nonce| HeaderValue::from_str(&page_policy(&nonce.0, production)).ok());
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         policy.unwrap_or(HeaderValue::from_static(

@@ -475,9 +475,9 @@ async fn concurrent_refreshes_end_in_one_lineage() {
             (status, cookie)
         })
     });
-    let results = futures_join_all(calls).await;
+    let results = futures::future::join_all(calls).await;
     let mut successors = std::collections::HashSet::new();
-    for (status, cookie) in results {
+    for (status, cookie) in results.into_iter().map(Result::unwrap) {
         assert_eq!(status, StatusCode::OK, "nobody is logged out, no 5xx");
         successors.insert(cookie.unwrap());
     }
@@ -485,14 +485,6 @@ async fn concurrent_refreshes_end_in_one_lineage() {
     assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 2);
     let next = successors.into_iter().next().unwrap();
     assert_eq!(app.refresh(&next).await.status, StatusCode::OK);
-}
-
-async fn futures_join_all<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
-    let mut out = Vec::new();
-    for handle in handles.collect::<Vec<_>>() {
-        out.push(handle.await.unwrap());
-    }
-    out
 }
 
 #[tokio::test]
@@ -787,21 +779,14 @@ async fn oversize_bodies_get_413() {
     assert_eq!(reply.code(), "payload_too_large");
 }
 
+/// The same text as a chunked body with no length, as a streaming client sends it.
 fn futures_stream(text: String) -> Body {
-    let chunks: Vec<Result<String, std::io::Error>> = text
-        .as_bytes()
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = text
+        .into_bytes()
         .chunks(8192)
-        .map(|c| Ok(String::from_utf8(c.to_vec()).unwrap()))
+        .map(|c| Ok(c.to_vec()))
         .collect();
-    Body::from_stream(tokio_stream_iter(chunks))
-}
-
-fn tokio_stream_iter<T>(items: Vec<T>) -> impl futures_core_stream::Stream<Item = T> {
-    futures_core_stream::iter(items)
-}
-
-mod futures_core_stream {
-    pub use futures::stream::{iter, Stream};
+    Body::from_stream(futures::stream::iter(chunks))
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// oversized bodies, before any handler runs or anything changes.
 pub async fn auth_post_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() == Method::POST && req.uri().path().starts_with("/api/auth/") {
-        if is_cross_site(req.headers(), &state.config.allowed_origins()) {
+        if is_cross_site(req.headers(), &state.auth.allowed_origins) {
             return Failure::new(
                 ErrorCode::ForbiddenOrigin,
                 "This request came from another site and was refused.",

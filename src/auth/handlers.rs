@@ -218,26 +218,33 @@ pub async fn me(auth: Authenticated) -> Json<User> {
     Json(auth.user.to_user())
 }
 
+impl Authenticated {
+    /// This user's live sessions, newest first, the caller's marked current.
+    async fn live_sessions(&self, state: &AppState) -> Result<Vec<Session>, Failure> {
+        let lifetimes = state.auth.refresh.lifetimes();
+        let now = state.clock.now_ms();
+        Ok(sessions::list_live(
+            &state.pool,
+            &self.user.id,
+            &self.session.id,
+            &lifetimes,
+            now,
+        )
+        .await?)
+    }
+}
+
 pub async fn dashboard(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<Json<Dashboard>, Failure> {
-    let now = state.clock.now_ms();
-    let lifetimes = state.auth.refresh.lifetimes();
-    let live = sessions::list_live(
-        &state.pool,
-        &auth.user.id,
-        &auth.session.id,
-        &lifetimes,
-        now,
-    )
-    .await?;
+    let live_sessions = auth.live_sessions(&state).await?.len() as u32;
     Ok(Json(Dashboard {
         user: auth.user.to_user(),
         session: auth.session,
         access_token_expires_at: rfc3339(auth.claims.exp * 1000),
-        server_time: rfc3339(now),
-        live_sessions: live.len() as u32,
+        server_time: rfc3339(state.clock.now_ms()),
+        live_sessions,
     }))
 }
 
@@ -245,17 +252,7 @@ pub async fn list_sessions(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<Json<Vec<Session>>, Failure> {
-    let now = state.clock.now_ms();
-    let lifetimes = state.auth.refresh.lifetimes();
-    let list = sessions::list_live(
-        &state.pool,
-        &auth.user.id,
-        &auth.session.id,
-        &lifetimes,
-        now,
-    )
-    .await?;
-    Ok(Json(list))
+    Ok(Json(auth.live_sessions(&state).await?))
 }
 
 pub async fn revoke_session(
@@ -343,7 +340,7 @@ async fn rotate(state: &AppState, jar: &CookieJar) -> Result<(TokenResponse, Coo
         .and_then(RefreshToken::parse)
         .ok_or_else(invalid)?;
     let now = state.clock.now_ms();
-    let issued = state
+    let (issued, user) = state
         .auth
         .refresh
         .rotate(&presented, now)
@@ -364,10 +361,6 @@ async fn rotate(state: &AppState, jar: &CookieJar) -> Result<(TokenResponse, Coo
             ),
             RotateError::Database(e) => e.into(),
         })?;
-    let user: User = users::by_id(&state.pool, &issued.user_id)
-        .await?
-        .ok_or_else(|| Failure::new(ErrorCode::SessionRevoked, "The account no longer exists."))?
-        .to_user();
     let access = state
         .auth
         .access
@@ -381,7 +374,7 @@ async fn rotate(state: &AppState, jar: &CookieJar) -> Result<(TokenResponse, Coo
             access_token: access.token,
             token_type: "Bearer".into(),
             expires_in: access.expires_in,
-            user,
+            user: user.to_user(),
         },
         cookies,
     ))

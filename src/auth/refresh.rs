@@ -16,6 +16,8 @@ use sqlx::SqlitePool;
 
 use crate::clock::{as_ms, Millis};
 
+use super::users::UserRow;
+
 const TOKEN_BYTES: usize = 32;
 
 /// A refresh token as the cookie carries it; never printed.
@@ -160,10 +162,22 @@ struct PresentedRow {
     used_at: Option<i64>,
     successor_id: Option<i64>,
     user_id: String,
+    email: String,
+    user_created_at: i64,
     last_used_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
     revoked_reason: Option<String>,
+}
+
+impl PresentedRow {
+    fn user(&self) -> UserRow {
+        UserRow {
+            id: self.user_id.clone(),
+            email: self.email.clone(),
+            created_at: self.user_created_at,
+        }
+    }
 }
 
 impl RefreshStore {
@@ -221,20 +235,24 @@ impl RefreshStore {
         })
     }
 
-    /// Spends `presented` and returns its successor, or explains why not.
+    /// Spends `presented` and returns its successor with the session's user
+    /// (read in the same query), or explains why not.
     pub async fn rotate(
         &self,
         presented: &RefreshToken,
         now: Millis,
-    ) -> Result<Issued, RotateError> {
+    ) -> Result<(Issued, UserRow), RotateError> {
         // IMMEDIATE takes the write lock up front: racing rotations queue on
         // the busy timeout instead of failing on a lock upgrade.
         let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row: Option<PresentedRow> = sqlx::query_as(
             "SELECT t.id, t.session_id, t.used_at, t.successor_id,
-                    s.user_id, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason
-             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+                    s.user_id, u.email, u.created_at AS user_created_at,
+                    s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason
+             FROM refresh_tokens t
+             JOIN sessions s ON s.id = t.session_id
+             JOIN users u ON u.id = s.user_id
              WHERE t.token_hash = ?",
         )
         .bind(self.keys.hash(presented))
@@ -282,12 +300,16 @@ impl RefreshStore {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            return Ok(Issued {
-                token: successor,
-                user_id: row.user_id,
-                session_id: row.session_id,
-                cookie_max_age: self.cookie_max_age(now, now, row.expires_at),
-            });
+            let user = row.user();
+            return Ok((
+                Issued {
+                    token: successor,
+                    user_id: row.user_id,
+                    session_id: row.session_id,
+                    cookie_max_age: self.cookie_max_age(now, now, row.expires_at),
+                },
+                user,
+            ));
         };
 
         // Spent already. Inside the grace window, and while its successor is
@@ -305,12 +327,16 @@ impl RefreshStore {
         let grace = as_ms(self.lifetimes.grace);
         if grace > 0 && now - used_at < grace && successor_unused {
             tx.rollback().await?;
-            return Ok(Issued {
-                token: successor,
-                user_id: row.user_id,
-                session_id: row.session_id,
-                cookie_max_age: self.cookie_max_age(now, row.last_used_at, row.expires_at),
-            });
+            let user = row.user();
+            return Ok((
+                Issued {
+                    token: successor,
+                    user_id: row.user_id,
+                    session_id: row.session_id,
+                    cookie_max_age: self.cookie_max_age(now, row.last_used_at, row.expires_at),
+                },
+                user,
+            ));
         }
 
         // Anything else is reuse: someone holds a token they shouldn't.

@@ -20,6 +20,8 @@ pub struct Auth {
     pub throttle: Throttle,
     pub cookies: CookiePolicy,
     pub trust_forwarded: bool,
+    /// Origins accepted on the cookie-bearing POSTs, worked out once.
+    pub allowed_origins: Arc<[String]>,
 }
 
 impl Auth {
@@ -55,6 +57,7 @@ impl Auth {
                 secure: config.is_production(),
             },
             trust_forwarded: config.trust_x_forwarded_for,
+            allowed_origins: config.allowed_origins().into(),
         }
     }
 }

@@ -86,10 +86,3 @@ pub async fn credentials(
         .fetch_optional(pool)
         .await
 }
-
-pub async fn by_id(pool: &SqlitePool, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, email, created_at FROM users WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-}
