@@ -24,6 +24,10 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .acquire_timeout(BUSY_TIMEOUT)
+        // A pooled SQLite connection is a file handle, not a socket that can
+        // drop: pinging it before every use only adds a round trip to its
+        // worker thread (8% of `/api/me`'s CPU in a profile).
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
     sqlx::migrate!().run(&pool).await?;

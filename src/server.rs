@@ -20,12 +20,15 @@ use crate::auth::{guard, handlers, service::Auth};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{fill_development_secrets, Config, ConfigError};
 
-/// Everything a handler or server function may need, cheap to clone.
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// Everything a handler or server function may need. Axum clones the state
+/// for every request, so it is one shared pointer.
+#[derive(Clone)]
+pub struct AppState(Arc<SharedState>);
+
+pub struct SharedState {
     pub leptos_options: LeptosOptions,
     pub pool: SqlitePool,
-    pub config: Arc<Config>,
+    pub config: Config,
     pub clock: Arc<dyn Clock>,
     pub auth: Auth,
 }
@@ -38,13 +41,33 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let auth = Auth::new(&config, pool.clone());
-        Self {
+        Self(Arc::new(SharedState {
             leptos_options,
             pool,
-            config: Arc::new(config),
+            config,
             clock,
             auth,
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for SqlitePool {
+    fn from_ref(state: &AppState) -> Self {
+        state.pool.clone()
     }
 }
 

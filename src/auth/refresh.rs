@@ -1,5 +1,5 @@
 //! Refresh tokens: opaque 256-bit values whose keyed hashes live in SQLite.
-//! Each use rotates the token inside one `BEGIN IMMEDIATE` transaction;
+//! Each use rotates the token in one statement (a trigger spends the parent);
 //! presenting a spent token outside the grace window revokes the session.
 //!
 //! Successors are derived, not drawn: successor = HMAC(k_derive, parent).
@@ -155,12 +155,22 @@ pub struct RefreshStore {
     writer: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// A token that `spend` just spent, with what the answer needs.
+#[derive(sqlx::FromRow)]
+struct SpentRow {
+    session_id: String,
+    expires_at: i64,
+    user_id: String,
+    email: String,
+    user_created_at: i64,
+}
+
+/// A token that could not be spent, and the state of its session.
 #[derive(sqlx::FromRow)]
 struct PresentedRow {
-    id: i64,
     session_id: String,
     used_at: Option<i64>,
-    successor_id: Option<i64>,
+    successor_unused: bool,
     user_id: String,
     email: String,
     user_created_at: i64,
@@ -208,22 +218,15 @@ impl RefreshStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5);
+             INSERT INTO refresh_tokens (session_id, token_hash, issued_at) VALUES (?1, ?6, ?3);",
         )
         .bind(&session_id)
         .bind(user_id)
         .bind(now)
-        .bind(now)
         .bind(expires_at)
         .bind(user_agent)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (session_id, token_hash, issued_at) VALUES (?, ?, ?)",
-        )
-        .bind(&session_id)
         .bind(self.keys.hash(&token))
-        .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -235,24 +238,86 @@ impl RefreshStore {
         })
     }
 
-    /// Spends `presented` and returns its successor with the session's user
-    /// (read in the same query), or explains why not.
+    /// Spends `presented` and returns its successor with the session's user,
+    /// or explains why not.
     pub async fn rotate(
         &self,
         presented: &RefreshToken,
         now: Millis,
     ) -> Result<(Issued, UserRow), RotateError> {
-        // IMMEDIATE takes the write lock up front: racing rotations queue on
-        // the busy timeout instead of failing on a lock upgrade.
         let _writer = self.writer.lock().await;
+        if let Some(rotated) = self.spend(presented, now).await? {
+            return Ok(rotated);
+        }
+        self.refuse_or_replay(presented, now).await
+    }
+
+    /// The common case in one statement: an unspent token of a live session
+    /// gets its successor (the `refresh_tokens_spend_parent` trigger spends
+    /// the parent and touches the session). `None` when the token is not an
+    /// unspent token of a live session.
+    async fn spend(
+        &self,
+        presented: &RefreshToken,
+        now: Millis,
+    ) -> Result<Option<(Issued, UserRow)>, sqlx::Error> {
+        let successor = self.keys.successor(presented);
+        let idle_cutoff = now.saturating_sub(as_ms(self.lifetimes.idle));
+        let row: Option<SpentRow> = sqlx::query_as(
+            "INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
+             SELECT t.session_id, ?1, t.id, ?2
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+             WHERE t.token_hash = ?3 AND t.used_at IS NULL AND s.revoked_at IS NULL
+               AND s.expires_at > ?2 AND s.last_used_at > ?4
+             RETURNING
+               session_id,
+               (SELECT s.expires_at FROM sessions s WHERE s.id = session_id) AS expires_at,
+               (SELECT s.user_id FROM sessions s WHERE s.id = session_id) AS user_id,
+               (SELECT u.email FROM sessions s JOIN users u ON u.id = s.user_id
+                WHERE s.id = session_id) AS email,
+               (SELECT u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
+                WHERE s.id = session_id) AS user_created_at",
+        )
+        .bind(self.keys.hash(&successor))
+        .bind(now)
+        .bind(self.keys.hash(presented))
+        .bind(idle_cutoff)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| {
+            let issued = Issued {
+                token: successor,
+                user_id: row.user_id.clone(),
+                session_id: row.session_id,
+                cookie_max_age: self.cookie_max_age(now, now, row.expires_at),
+            };
+            let user = UserRow {
+                id: row.user_id,
+                email: row.email,
+                created_at: row.user_created_at,
+            };
+            (issued, user)
+        }))
+    }
+
+    /// Why `presented` was not spent: unknown, its session over, or spent
+    /// already. A spent token inside the grace window, whose successor is
+    /// still unused, is an honest race and gets that successor again;
+    /// any other spent token is reuse and ends the session.
+    async fn refuse_or_replay(
+        &self,
+        presented: &RefreshToken,
+        now: Millis,
+    ) -> Result<(Issued, UserRow), RotateError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row: Option<PresentedRow> = sqlx::query_as(
-            "SELECT t.id, t.session_id, t.used_at, t.successor_id,
-                    s.user_id, u.email, u.created_at AS user_created_at,
-                    s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason
+            "SELECT t.session_id, t.used_at, s.user_id, u.email, u.created_at AS user_created_at,
+                    s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason,
+                    successor.used_at IS NULL AND successor.id IS NOT NULL AS successor_unused
              FROM refresh_tokens t
              JOIN sessions s ON s.id = t.session_id
              JOIN users u ON u.id = s.user_id
+             LEFT JOIN refresh_tokens successor ON successor.id = t.successor_id
              WHERE t.token_hash = ?",
         )
         .bind(self.keys.hash(presented))
@@ -274,63 +339,19 @@ impl RefreshStore {
         if now >= row.expires_at || now >= idle_deadline {
             return Err(RotateError::Expired);
         }
-
-        let successor = self.keys.successor(presented);
         let Some(used_at) = row.used_at else {
-            // First use: spend it, issue the successor, touch the session.
-            let successor_id: i64 = sqlx::query_scalar(
-                "INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
-                 VALUES (?, ?, ?, ?) RETURNING id",
-            )
-            .bind(&row.session_id)
-            .bind(self.keys.hash(&successor))
-            .bind(row.id)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE refresh_tokens SET used_at = ?, successor_id = ? WHERE id = ?")
-                .bind(now)
-                .bind(successor_id)
-                .bind(row.id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE sessions SET last_used_at = ? WHERE id = ?")
-                .bind(now)
-                .bind(&row.session_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            let user = row.user();
-            return Ok((
-                Issued {
-                    token: successor,
-                    user_id: row.user_id,
-                    session_id: row.session_id,
-                    cookie_max_age: self.cookie_max_age(now, now, row.expires_at),
-                },
-                user,
-            ));
+            // Unspent and live, yet `spend` declined under the same writer
+            // lock and clock reading: no writer of this store can cause it.
+            return Err(RotateError::Unknown);
         };
 
-        // Spent already. Inside the grace window, and while its successor is
-        // still unused, this is an honest race: answer with that successor.
-        let successor_unused = match row.successor_id {
-            Some(id) => sqlx::query_scalar::<_, Option<i64>>(
-                "SELECT used_at FROM refresh_tokens WHERE id = ?",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some_and(|used| used.is_none()),
-            None => false,
-        };
         let grace = as_ms(self.lifetimes.grace);
-        if grace > 0 && now - used_at < grace && successor_unused {
+        if grace > 0 && now - used_at < grace && row.successor_unused {
             tx.rollback().await?;
             let user = row.user();
             return Ok((
                 Issued {
-                    token: successor,
+                    token: self.keys.successor(presented),
                     user_id: row.user_id,
                     session_id: row.session_id,
                     cookie_max_age: self.cookie_max_age(now, row.last_used_at, row.expires_at),
