@@ -98,7 +98,7 @@ else
 fi
 
 status=0
-"$bin_dir/loadgen" bench --base "$base" --seconds "$seconds" "${pkg[@]}" "${markdown[@]}" || status=$?
+"$bin_dir/loadgen" bench --base "$base" --seconds "$seconds" --server-pid "$server_pid" "${pkg[@]}" "${markdown[@]}" || status=$?
 stop_server
 if grep -qiE 'panic|error' "$work/server.log"; then
   printf '\nserver log (errors):\n' >&2

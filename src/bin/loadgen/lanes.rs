@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::cpu::cpu_time;
 use crate::stats::{Recorder, Summary};
 
 /// How long a scenario runs and at most how many requests it sends.
@@ -18,6 +19,9 @@ pub struct Budget {
     pub warmup: Duration,
     pub measure: Duration,
     pub max_requests: i64,
+    /// The server process, whose CPU time during the measured window is
+    /// charged to the scenario's requests.
+    pub server_pid: Option<u32>,
 }
 
 /// One worker's view of the budget. With a `period` the worker is paced
@@ -97,6 +101,13 @@ where
             tokio::spawn(body(state, lane))
         })
         .collect();
+    // The server's CPU clock at the end of the warm-up.
+    let cpu_at_start = budget.server_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measured_from.into()).await;
+            cpu_time(pid)
+        })
+    });
     let mut merged = Recorder::default();
     let mut states = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -107,5 +118,11 @@ where
     let measured = Instant::now()
         .min(deadline)
         .saturating_duration_since(measured_from);
-    (merged.summary(name, measured), states)
+    let mut summary = merged.summary(name, measured);
+    if let (Some(pid), Some(start)) = (budget.server_pid, cpu_at_start) {
+        if let (Ok(Some(start)), Some(end)) = (start.await, cpu_time(pid)) {
+            summary.server_cpu = Some(end.saturating_sub(start));
+        }
+    }
+    (summary, states)
 }

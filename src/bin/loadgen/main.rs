@@ -8,6 +8,7 @@ mod accounts;
 mod bench;
 mod browser;
 mod checks;
+mod cpu;
 mod drain;
 mod lanes;
 mod report;

@@ -56,11 +56,12 @@ impl Report {
     /// Adds a scenario, and says so at once (a long run shows progress).
     pub fn add(&mut self, summary: &Summary) {
         eprintln!(
-            "bench: {:<48} {:>9.0} req/s  p50 {:>7} ms  p99 {:>7} ms  errors {}",
+            "bench: {:<48} {:>9.0} req/s  p50 {:>7} ms  p99 {:>7} ms  server CPU {:>5} µs/req  errors {}",
             summary.name,
             summary.per_second,
             ms(summary.p50),
             ms(summary.p99),
+            summary.cpu_per_request(),
             summary.errors
         );
         self.rows.push(summary.clone());
@@ -87,19 +88,23 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| scenario | requests | req/s | p50 ms | p99 ms | max ms | errors |"
+            "| scenario | requests | req/s | p50 ms | p99 ms | max ms | server CPU µs/req | errors |"
         );
-        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            out,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
         for row in &self.rows {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {} |",
                 row.name,
                 row.requests,
                 row.per_second,
                 ms(row.p50),
                 ms(row.p99),
                 ms(row.max),
+                row.cpu_per_request(),
                 row.errors
             );
         }

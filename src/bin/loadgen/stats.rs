@@ -62,6 +62,7 @@ impl Recorder {
             p99: micros(0.99),
             max: Duration::from_micros(self.latencies.max()),
             tallies: self.tallies.clone(),
+            server_cpu: None,
         }
     }
 }
@@ -77,9 +78,21 @@ pub struct Summary {
     pub p99: Duration,
     pub max: Duration,
     pub tallies: BTreeMap<&'static str, u64>,
+    /// The server's CPU time over the measured window, when its pid is known.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Summary {
+    /// Server CPU microseconds per measured request, as text ("-" unknown).
+    pub fn cpu_per_request(&self) -> String {
+        match self.server_cpu {
+            Some(cpu) if self.requests > 0 => {
+                format!("{:.0}", cpu.as_secs_f64() * 1e6 / self.requests as f64)
+            }
+            _ => "-".into(),
+        }
+    }
+
     pub fn tally(&self, name: &str) -> u64 {
         self.tallies.get(name).copied().unwrap_or(0)
     }
