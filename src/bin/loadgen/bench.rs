@@ -146,6 +146,9 @@ pub async fn run(args: Args) -> Result<bool, String> {
     ));
 
     match args.pkg_dir.as_deref().map(size::measure) {
+        Some(Ok(files)) if files.iter().any(|f| f.debug_build) => report.note(
+            "size: the .wasm there is a debug build (`cargo leptos build --release` makes a release one); skipped",
+        ),
         Some(Ok(files)) if !files.is_empty() => {
             for file in &files {
                 if file.name.ends_with(".wasm") {

@@ -5,6 +5,9 @@ use std::{io::Write as _, path::Path};
 
 pub struct FileSize {
     pub name: String,
+    /// A `.wasm` that still has its `name` section did not come through the
+    /// release pipeline (wasm-opt drops it): its size says nothing.
+    pub debug_build: bool,
     pub raw: u64,
     pub gzip: u64,
     pub brotli: u64,
@@ -21,6 +24,7 @@ pub fn measure(dir: &Path) -> Result<Vec<FileSize>, String> {
         }
         let bytes = std::fs::read(entry.path()).map_err(|e| format!("{name}: {e}"))?;
         sizes.push(FileSize {
+            debug_build: name.ends_with(".wasm") && has_name_section(&bytes),
             raw: bytes.len() as u64,
             gzip: gzip_len(&bytes),
             brotli: brotli_len(&bytes),
@@ -29,6 +33,15 @@ pub fn measure(dir: &Path) -> Result<Vec<FileSize>, String> {
     }
     sizes.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(sizes)
+}
+
+fn has_name_section(wasm: &[u8]) -> bool {
+    wasmparser::Parser::new(0)
+        .parse_all(wasm)
+        .filter_map(Result::ok)
+        .any(|payload| {
+            matches!(payload, wasmparser::Payload::CustomSection(section) if section.name() == "name")
+        })
 }
 
 fn gzip_len(bytes: &[u8]) -> u64 {
@@ -51,8 +64,13 @@ pub fn print(files: &[FileSize]) {
     println!("| release file | raw bytes | gzip bytes | brotli bytes |");
     println!("| --- | ---: | ---: | ---: |");
     for file in files {
+        let note = if file.debug_build {
+            " (debug build)"
+        } else {
+            ""
+        };
         println!(
-            "| {} | {} | {} | {} |",
+            "| {}{note} | {} | {} | {} |",
             file.name, file.raw, file.gzip, file.brotli
         );
     }
