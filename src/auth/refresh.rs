@@ -282,8 +282,14 @@ impl RefreshStore {
         .bind(now)
         .bind(self.keys.hash(presented))
         .bind(idle_cutoff)
-        .fetch_optional(&self.pool)
-        .await?;
+        // `fetch_all`, not `fetch_optional`: the statement must step to its
+        // end, where SQLite commits and reports a failed commit. sqlx stops
+        // a `fetch_optional` after the first row and resets the statement,
+        // which commits too but drops any error, so a successor could be
+        // handed out that was never stored.
+        .fetch_all(&self.pool)
+        .await?
+        .pop();
         Ok(row.map(|row| {
             let issued = Issued {
                 token: successor,
