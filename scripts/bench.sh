@@ -28,55 +28,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ "$build" = yes ]; then
-  printf '==> building the release server and the load generator\n'
-  cargo build --release --locked --features ssr --bin silent-refresh
-  cargo build --release --locked --features loadgen --bin loadgen
-fi
-
-root=$PWD
-# Cargo puts binaries under CARGO_TARGET_DIR when it is set.
-bin_dir="${CARGO_TARGET_DIR:-$root/target}/release"
-work=$(mktemp -d)
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  server_pid=""
-}
-trap 'stop_server; rm -rf "$work"' EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-mkdir -p "$work/site"
-# Run from the temporary folder so no .env of the checkout leaks in; every
-# setting the figures depend on is explicit. Logs at warn: a log line per
-# request would be part of what we measure.
-(
-  cd "$work"
-  exec env \
-    DATABASE_URL="sqlite://$work/app.db?mode=rwc" \
-    LEPTOS_SITE_ADDR="127.0.0.1:$port" \
-    LEPTOS_SITE_ROOT="$work/site" \
-    LEPTOS_OUTPUT_NAME=silent-refresh \
-    PUBLIC_ORIGIN="$base" \
-    APP_ENV=development \
-    JWT_ACCESS_SECRET="bench access secret $(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" \
-    REFRESH_TOKEN_SECRET="bench refresh secret $(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" \
-    ACCESS_TOKEN_TTL=15m \
-    REFRESH_REUSE_GRACE=10s \
-    AUTH_RATE_PER_MINUTE=1000000 \
-    RUST_LOG=warn \
-    "$bin_dir/silent-refresh"
-) >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "$base/healthz" >/dev/null 2>&1 && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.1
-done
+# shellcheck source=lib/server.sh
+. scripts/lib/server.sh
+if [ "$build" = yes ]; then build_release; fi
+start_server 15m
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 printf '==> benchmark on %s cores (%s), %s, %s MiB RAM, load average %s;\n    server and load generator share the machine\n' \

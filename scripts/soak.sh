@@ -34,23 +34,10 @@ while [ $# -gt 0 ]; do
 done
 pairs=$(( users / 10 ))
 
-if [ "$build" = yes ]; then
-  printf '==> building the release server and the load generator\n'
-  cargo build --release --locked --features ssr --bin silent-refresh
-  cargo build --release --locked --features loadgen --bin loadgen
-fi
-
-root=$PWD
-# Cargo puts binaries under CARGO_TARGET_DIR when it is set.
-bin_dir="${CARGO_TARGET_DIR:-$root/target}/release"
-work=$(mktemp -d)
-db="$work/app.db"
+# shellcheck source=lib/server.sh
+. scripts/lib/server.sh
+if [ "$build" = yes ]; then build_release; fi
 loadgen="$bin_dir/loadgen"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-# Fixed for the whole run: a restart must find the same keys.
-access_secret="soak access secret $(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
-refresh_secret="soak refresh secret $(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 
 passed=0
 failed=0
@@ -63,46 +50,6 @@ count_lines() {
   passed=$((passed + $(grep -c '^  PASS' "$1" || true)))
   failed=$((failed + $(grep -c '^  FAIL' "$1" || true)))
 }
-
-server_pid=""
-start_server() {
-  mkdir -p "$work/site"
-  # From the temporary folder, so no .env of the checkout leaks in.
-  (
-    cd "$work"
-    exec env \
-      DATABASE_URL="sqlite://$db?mode=rwc" \
-      LEPTOS_SITE_ADDR="127.0.0.1:$port" \
-      LEPTOS_SITE_ROOT="$work/site" \
-      LEPTOS_OUTPUT_NAME=silent-refresh \
-      PUBLIC_ORIGIN="$base" \
-      APP_ENV=development \
-      JWT_ACCESS_SECRET="$access_secret" \
-      REFRESH_TOKEN_SECRET="$refresh_secret" \
-      ACCESS_TOKEN_TTL=2s \
-      REFRESH_REUSE_GRACE=10s \
-      AUTH_RATE_PER_MINUTE=1000000 \
-      RUST_LOG=warn \
-      "$bin_dir/silent-refresh"
-  ) >>"$work/server.log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 1 100); do
-    curl -fsS "$base/healthz" >/dev/null 2>&1 && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "soak: the server did not start; its log:" >&2
-  tail -20 "$work/server.log" >&2
-  return 1
-}
-stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  server_pid=""
-}
-trap 'stop_server; rm -rf "$work"' EXIT
 
 sql() { # sql STATEMENT: runs it on the database, printing the rows
   if command -v sqlite3 >/dev/null; then
@@ -133,7 +80,7 @@ printf '==> machine: %s cores (%s), %s\n' "$(nproc)" \
   "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" "$(uname -sr)"
 
 printf '\n==> soak: %s tabs (%s pairs sharing a jar), %s s, ACCESS_TOKEN_TTL=2s\n' "$users" "$pairs" "$duration"
-start_server
+start_server 2s
 "$loadgen" soak --base "$base" --duration "$duration" --users "$users" --pairs "$pairs" \
   --server-pid "$server_pid" | tee "$work/soak.out" || true
 count_lines "$work/soak.out"
@@ -141,7 +88,7 @@ stop_server
 check_database "after the soak"
 
 printf '\n==> crash: SIGKILL mid-load, restart on the same database\n'
-start_server
+start_server 2s
 crash_users=$(( users / 2 ))
 "$loadgen" soak --base "$base" --duration "$crash_duration" --users "$crash_users" \
   --pairs $(( crash_users / 10 )) --outage-tolerant >"$work/crash.out" 2>"$work/crash.err" &
@@ -157,7 +104,7 @@ wait "$server_pid" 2>/dev/null || true
 killed_at=$(date +%s.%N)
 server_pid=""
 check_database "right after SIGKILL"
-start_server
+start_server 2s
 awk -v from="$killed_at" -v to="$(date +%s.%N)" \
   'BEGIN { printf "  server down for %.2f s (the grace window is 10 s)\n", to - from }'
 wait "$load_pid" || true
