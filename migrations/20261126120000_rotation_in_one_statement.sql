@@ -7,6 +7,6 @@ AFTER INSERT ON refresh_tokens
 WHEN NEW.parent_id IS NOT NULL
 BEGIN
     UPDATE refresh_tokens SET used_at = NEW.issued_at, successor_id = NEW.id
-    WHERE id = NEW.parent_id;
+    WHERE id = NEW.parent_id AND used_at IS NULL;
     UPDATE sessions SET last_used_at = NEW.issued_at WHERE id = NEW.session_id;
 END;

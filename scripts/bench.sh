@@ -7,8 +7,8 @@
 #
 #   scripts/bench.sh [--seconds N] [--markdown FILE] [--no-build]
 #
-# --seconds: measured seconds per scenario (default 8; the run takes about
-# 12 times that). --markdown: also write the table there. --no-build: use
+# --seconds: measured seconds per scenario (default 8; the run then takes
+# about four minutes). --markdown: also write the table there. --no-build: use
 # the binaries already in target/release.
 # The release .wasm is measured when target/site/pkg holds a release build
 # (`cargo leptos build --release`); otherwise the size rows are skipped.

@@ -45,7 +45,8 @@ start_server() { # start_server ACCESS_TOKEN_TTL
       "$bin_dir/silent-refresh"
   ) >>"$work/server.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 1 100); do
+  # Up to 10 s: migrations on a busy CI machine can be slow.
+  for _ in $(seq 1 200); do
     curl -fsS "$base/healthz" >/dev/null 2>&1 && return 0
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.05
