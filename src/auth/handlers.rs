@@ -1,6 +1,8 @@
 //! The auth endpoints. Plain axum handlers where the contract needs control
 //! over failures before a body runs (a missing form field must be a 400);
 //! refresh is the server function in `api.rs`, whose body is here.
+//! Every answer gets `Cache-Control: no-store` from the security-headers
+//! middleware, like every dynamic response.
 
 use axum::{
     extract::{FromRequest, Path, Request, State},
@@ -123,9 +125,6 @@ fn admit(
         .map_err(rate_limited)?;
     Ok((form, now))
 }
-
-// Auth answers get `Cache-Control: no-store` from the security-headers
-// middleware, like every dynamic response.
 
 pub async fn register(
     State(state): State<AppState>,
@@ -295,10 +294,6 @@ pub async fn refresh_server_fn() -> Result<TokenResponse, ApiError> {
     let jar: CookieJar = leptos_axum::extract().await.unwrap_or_default();
     let outcome = rotate(&state, &jar).await;
 
-    response.insert_header(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
     response.insert_header(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),

@@ -245,11 +245,13 @@ impl RefreshStore {
         presented: &RefreshToken,
         now: Millis,
     ) -> Result<(Issued, UserRow), RotateError> {
+        let presented_hash = self.keys.hash(presented);
+        let successor = self.keys.successor(presented);
         let _writer = self.writer.lock().await;
-        if let Some(rotated) = self.spend(presented, now).await? {
+        if let Some(rotated) = self.spend(&presented_hash, &successor, now).await? {
             return Ok(rotated);
         }
-        self.refuse_or_replay(presented, now).await
+        self.refuse_or_replay(&presented_hash, successor, now).await
     }
 
     /// The common case in one statement: an unspent token of a live session
@@ -258,10 +260,10 @@ impl RefreshStore {
     /// unspent token of a live session.
     async fn spend(
         &self,
-        presented: &RefreshToken,
+        presented_hash: &[u8],
+        successor: &RefreshToken,
         now: Millis,
     ) -> Result<Option<(Issued, UserRow)>, sqlx::Error> {
-        let successor = self.keys.successor(presented);
         let idle_cutoff = now.saturating_sub(as_ms(self.lifetimes.idle));
         let row: Option<SpentRow> = sqlx::query_as(
             "INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
@@ -278,9 +280,9 @@ impl RefreshStore {
                (SELECT u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
                 WHERE s.id = session_id) AS user_created_at",
         )
-        .bind(self.keys.hash(&successor))
+        .bind(self.keys.hash(successor))
         .bind(now)
-        .bind(self.keys.hash(presented))
+        .bind(presented_hash)
         .bind(idle_cutoff)
         // `fetch_all`, not `fetch_optional`: the statement must step to its
         // end, where SQLite commits and reports a failed commit. sqlx stops
@@ -292,7 +294,7 @@ impl RefreshStore {
         .pop();
         Ok(row.map(|row| {
             let issued = Issued {
-                token: successor,
+                token: successor.clone(),
                 user_id: row.user_id.clone(),
                 session_id: row.session_id,
                 cookie_max_age: self.cookie_max_age(now, now, row.expires_at),
@@ -312,7 +314,8 @@ impl RefreshStore {
     /// any other spent token is reuse and ends the session.
     async fn refuse_or_replay(
         &self,
-        presented: &RefreshToken,
+        presented_hash: &[u8],
+        successor: RefreshToken,
         now: Millis,
     ) -> Result<(Issued, UserRow), RotateError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -326,7 +329,7 @@ impl RefreshStore {
              LEFT JOIN refresh_tokens successor ON successor.id = t.successor_id
              WHERE t.token_hash = ?",
         )
-        .bind(self.keys.hash(presented))
+        .bind(presented_hash)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -357,7 +360,7 @@ impl RefreshStore {
             let user = row.user();
             return Ok((
                 Issued {
-                    token: self.keys.successor(presented),
+                    token: successor,
                     user_id: row.user_id,
                     session_id: row.session_id,
                     cookie_max_age: self.cookie_max_age(now, row.last_used_at, row.expires_at),
