@@ -12,6 +12,10 @@ WASM_OPT_VERSION=0.116.1
 # The CLI must equal the crate the app links, so read it from Cargo.toml.
 WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
 export PATH="$HOME/.cargo/bin:$PATH"
+# The tools' own release profiles use fat LTO with one codegen unit, which
+# leaves one of two cores idle for most of a build; a tool's speed doesn't
+# matter here, its build time does.
+export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
 step() { printf '\n==> %s\n' "$*"; }
 have_version() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | grep -q "$2"; }

@@ -7,7 +7,7 @@ use axum::{
     http::{header, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
+    routing::{any, delete, get, post},
     Json, Router,
 };
 use leptos::config::LeptosOptions;
@@ -16,7 +16,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use sqlx::SqlitePool;
 
 use crate::app::{shell, App};
-use crate::auth::{guard, handlers, service::Auth};
+use crate::auth::{error::Failure, guard, handlers, model::ErrorCode, service::Auth};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{fill_development_secrets, Config, ConfigError};
 
@@ -165,6 +165,8 @@ pub fn router(state: AppState) -> Router {
             get(handlers::list_sessions).delete(handlers::revoke_all_sessions),
         )
         .route("/api/sessions/{id}", delete(handlers::revoke_session))
+        // Static routes win over this one, the refresh server function's too.
+        .route("/api/{*unknown}", any(unknown_api_path))
         .layer(DefaultBodyLimit::max(guard::MAX_BODY_BYTES));
 
     Router::new()
@@ -188,11 +190,36 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             guard::auth_post_guard,
         ))
+        .layer(middleware::from_fn(api_answers_in_json))
         .layer(middleware::from_fn_with_state(
             state.config.is_production(),
             security_headers,
         ))
         .with_state(state)
+}
+
+async fn unknown_api_path() -> Failure {
+    Failure::new(ErrorCode::NotFound, "There is no such API endpoint.")
+}
+
+/// Every `/api/` answer is JSON, the router's own 405 (an empty body)
+/// included. Its `Allow` header is kept.
+async fn api_answers_in_json(req: Request, next: Next) -> Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let response = next.run(req).await;
+    if !is_api || response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut json = Failure::new(
+        ErrorCode::MethodNotAllowed,
+        "This endpoint does not accept that method.",
+    )
+    .into_response();
+    if let Some(allow) = allow {
+        json.headers_mut().insert(header::ALLOW, allow);
+    }
+    json
 }
 
 /// The per-request nonce that the page's inline scripts carry and its

@@ -59,12 +59,29 @@ fn reject(code: ErrorCode, token_sent: bool) -> BearerRejection {
     }
 }
 
-/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-pub fn bearer_token(value: &HeaderValue) -> Option<&str> {
-    let text = value.to_str().ok()?;
-    let (scheme, token) = text.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+/// What an `Authorization` header holds, as RFC 6750 tells them apart.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credentials<'a> {
+    /// `Bearer <token>` (scheme case-insensitive).
+    Bearer(&'a str),
+    /// The bearer scheme with no usable token after it.
+    MalformedBearer,
+    /// Another scheme (`Basic ...`): no bearer token was sent at all.
+    OtherScheme,
+}
+
+pub fn credentials(value: &HeaderValue) -> Credentials<'_> {
+    let Ok(text) = value.to_str() else {
+        return Credentials::MalformedBearer;
+    };
+    let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Credentials::OtherScheme;
+    }
+    match token.trim() {
+        "" => Credentials::MalformedBearer,
+        token => Credentials::Bearer(token),
+    }
 }
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -74,10 +91,16 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(reject(ErrorCode::InvalidToken, false));
+        // RFC 6750 section 3.1: no error code unless a bearer token was sent.
+        let token = match parts.headers.get(header::AUTHORIZATION).map(credentials) {
+            Some(Credentials::Bearer(token)) => token,
+            Some(Credentials::MalformedBearer) => {
+                return Err(reject(ErrorCode::InvalidToken, true))
+            }
+            Some(Credentials::OtherScheme) | None => {
+                return Err(reject(ErrorCode::InvalidToken, false))
+            }
         };
-        let token = bearer_token(value).ok_or_else(|| reject(ErrorCode::InvalidToken, true))?;
         let now = state.clock.now_ms();
         let claims = state
             .auth
@@ -106,17 +129,19 @@ mod tests {
 
     #[test]
     fn bearer_parsing() {
-        let ok = |s: &'static str| bearer_token(&HeaderValue::from_static(s)).map(str::to_owned);
-        assert_eq!(ok("Bearer abc").as_deref(), Some("abc"));
-        assert_eq!(ok("bearer abc").as_deref(), Some("abc"));
-        assert_eq!(ok("BEARER  abc ").as_deref(), Some("abc"));
-        assert_eq!(ok("Basic abc"), None);
-        assert_eq!(ok("Bearer"), None);
-        assert_eq!(ok("Bearer "), None);
-        assert_eq!(ok("Bearerabc"), None);
+        // What the header reads as, as text (the parse borrows the header).
+        let read = |value: HeaderValue| format!("{:?}", credentials(&value));
+        let text = |s: &'static str| read(HeaderValue::from_static(s));
+        assert_eq!(text("Bearer abc"), r#"Bearer("abc")"#);
+        assert_eq!(text("bearer abc"), r#"Bearer("abc")"#);
+        assert_eq!(text("BEARER  abc "), r#"Bearer("abc")"#);
+        assert_eq!(text("Basic abc"), "OtherScheme");
+        assert_eq!(text("Bearerabc"), "OtherScheme");
+        assert_eq!(text("Bearer"), "MalformedBearer");
+        assert_eq!(text("Bearer "), "MalformedBearer");
         assert_eq!(
-            bearer_token(&HeaderValue::from_bytes(b"Bearer \xff").unwrap()),
-            None
+            read(HeaderValue::from_bytes(b"Bearer \xff").unwrap()),
+            "MalformedBearer"
         );
     }
 }

@@ -1,6 +1,11 @@
 //! The refresh cookie (HttpOnly, `Path=/api/auth`, `SameSite=Strict`) and a
 //! harmless hint cookie that tells the server-side render someone is
 //! probably signed in. Built and parsed with the `cookie` crate.
+//!
+//! The hint is `SameSite=Lax`: it must reach the server on a top-level
+//! arrival from another site (a link in webmail), or the server renders the
+//! signed-out shell while the browser, which reads the hint from
+//! `document.cookie`, hydrates the signed-in one, and hydration fails.
 
 use std::time::Duration;
 
@@ -59,7 +64,12 @@ impl CookiePolicy {
         Cookie::build((name, value))
             .path(path)
             .http_only(http_only)
-            .same_site(SameSite::Strict)
+            // Only the HttpOnly refresh cookie carries a secret.
+            .same_site(if http_only {
+                SameSite::Strict
+            } else {
+                SameSite::Lax
+            })
             .secure(self.secure)
             .build()
     }
@@ -93,6 +103,7 @@ mod tests {
         assert!(
             hint.contains("signed_in=1") && hint.contains("Path=/") && !hint.contains("HttpOnly")
         );
+        assert!(hint.contains("SameSite=Lax"), "{hint}");
 
         let [refresh, _] =
             CookiePolicy { secure: true }.issue("tok".into(), Duration::from_secs(90));

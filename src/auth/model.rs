@@ -69,6 +69,7 @@ pub enum ErrorCode {
     TokenReused,
     ForbiddenOrigin,
     NotFound,
+    MethodNotAllowed,
     PayloadTooLarge,
     Unavailable,
     /// Browser side only: the request never got an answer.
@@ -101,6 +102,7 @@ impl ErrorCode {
             Self::TokenReused => "token_reused",
             Self::ForbiddenOrigin => "forbidden_origin",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Unavailable => "unavailable",
             Self::NetworkError => "network_error",

@@ -30,6 +30,8 @@ pub const ORIGIN: &str = "http://127.0.0.1:3000";
 
 pub struct TestApp {
     pub router: Router,
+    /// The state behind the router, for what only housekeeping calls.
+    pub state: AppState,
     pub clock: ManualClock,
     pub pool: SqlitePool,
     pub config: Config,
@@ -139,7 +141,8 @@ impl TestApp {
             .with_max_level(tracing::Level::DEBUG)
             .finish();
         Self {
-            router: router(state),
+            router: router(state.clone()),
+            state,
             clock,
             pool,
             config,
