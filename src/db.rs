@@ -3,11 +3,15 @@
 
 use std::{str::FromStr, time::Duration};
 
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
 /// How long a statement waits for a lock before SQLite reports it busy.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The migrations in `migrations/`, embedded at build time.
+pub static MIGRATOR: Migrator = sqlx::migrate!();
 
 pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::from_str(url)?
@@ -30,21 +34,88 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
         .test_before_acquire(false)
         .connect_with(options)
         .await?;
-    sqlx::migrate!().run(&pool).await?;
+    repair_edited_migrations(&pool).await?;
+    MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
 
+/// A migration that was edited after it reached main: its version, the
+/// checksum sqlx recorded for the first text, and why the edit is safe to
+/// apply in place.
+struct EditedMigration {
+    version: i64,
+    first_checksum: &'static str,
+}
+
+/// `20261126120000` gained `AND used_at IS NULL` in its trigger after it
+/// had shipped (commit 0e4d45f). A database migrated in between records the
+/// first checksum, and sqlx refuses to start on it. The repair recreates the
+/// trigger from the current text and records the current checksum, in one
+/// transaction: the migration creates nothing else, so the database ends up
+/// exactly as if it had run the current file. Migrations are never edited
+/// again (`migrations/manifest.txt` and the test beside it see to that).
+const EDITED_MIGRATIONS: &[EditedMigration] = &[EditedMigration {
+    version: 20261126120000,
+    first_checksum: "44caf5845aed9a6fc8a7d779cee4e5a98b1c56464b4ca0e0f6330836e56dcb7b5ccc796a0a20747e7473341c60e338d7",
+}];
+
+async fn repair_edited_migrations(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let has_history: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !has_history {
+        return Ok(());
+    }
+    for edited in EDITED_MIGRATIONS {
+        let recorded: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = ?")
+                .bind(edited.version)
+                .fetch_optional(pool)
+                .await?;
+        let is_first_text =
+            recorded.is_some_and(|checksum| hex(&checksum) == edited.first_checksum);
+        let current = MIGRATOR.iter().find(|m| m.version == edited.version);
+        let Some(current) = current.filter(|_| is_first_text) else {
+            continue;
+        };
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DROP TRIGGER IF EXISTS refresh_tokens_spend_parent")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(&current.sql).execute(&mut *tx).await?;
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = ? WHERE version = ?")
+            .bind(current.checksum.as_ref())
+            .bind(edited.version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::warn!(
+            version = edited.version,
+            "repaired a database migrated with an edited migration's first text"
+        );
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// True when the database answers and accepts a write transaction.
+///
+/// The write runs in a `Transaction`, which rolls back when dropped: a probe
+/// cancelled while `BEGIN IMMEDIATE` waits on the busy timeout, or one whose
+/// statement fails, never hands a connection back to the pool holding the
+/// write lock (sqlx rolls back a `BEGIN` whose caller went away).
 pub async fn is_ready(pool: &SqlitePool) -> bool {
     async {
-        let mut conn = pool.acquire().await?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        let probe =
-            sqlx::query("INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, 0)")
-                .execute(&mut *conn)
-                .await;
-        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-        probe.map(|_| ())
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, 0)")
+            .execute(&mut *tx)
+            .await?;
+        tx.rollback().await
     }
     .await
     .map_err(|e: sqlx::Error| tracing::warn!(error = %e, "readiness probe failed"))

@@ -51,3 +51,49 @@ async fn locked_database_is_503_then_recovers() {
         "nothing was half-applied"
     );
 }
+
+/// A readiness probe cancelled while it waits for the write lock (a load
+/// balancer's probe timing out) must not leave its connection holding the
+/// lock once the database frees up: every later write would then fail.
+#[tokio::test]
+async fn cancelled_readiness_probe_leaves_no_lock_behind() {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use std::{str::FromStr, time::Duration};
+
+    let app = TestApp::new().await;
+    let login = app.register(&unique_email("probe")).await;
+
+    let mut holder = SqliteConnection::connect(&app.config.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    // The probe waits on the 5 s busy timeout; its caller gives up first.
+    let probe = tokio::time::timeout(Duration::from_millis(300), app.get("/readyz", None)).await;
+    assert!(probe.is_err(), "the probe was still waiting for the lock");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    drop(holder);
+    // The cancelled probe's BEGIN sits in its connection's worker thread,
+    // retrying every few milliseconds; give it time to get the lock if it
+    // is going to keep it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // An outside writer gets the lock at once: nobody kept it.
+    let options = SqliteConnectOptions::from_str(&app.config.database_url)
+        .unwrap()
+        .busy_timeout(Duration::from_millis(500));
+    let mut outsider = SqliteConnection::connect_with(&options).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut outsider)
+        .await
+        .expect("no pooled connection holds the write lock");
+    sqlx::query("ROLLBACK")
+        .execute(&mut outsider)
+        .await
+        .unwrap();
+
+    assert_eq!(app.get("/readyz", None).await.status, StatusCode::OK);
+    assert_eq!(app.refresh(&login.refresh).await.status, StatusCode::OK);
+}

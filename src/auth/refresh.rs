@@ -103,7 +103,7 @@ pub struct Lifetimes {
 
 /// A token handed out, and how long its cookie should live.
 #[derive(Debug)]
-pub struct Issued {
+pub struct RefreshGrant {
     pub token: RefreshToken,
     pub user_id: String,
     pub session_id: String,
@@ -210,7 +210,7 @@ impl RefreshStore {
         user_id: &str,
         user_agent: Option<&str>,
         now: Millis,
-    ) -> Result<Issued, sqlx::Error> {
+    ) -> Result<RefreshGrant, sqlx::Error> {
         let session_id = uuid::Uuid::new_v4().to_string();
         let token = RefreshToken::generate();
         let expires_at = now.saturating_add(as_ms(self.lifetimes.absolute));
@@ -230,7 +230,7 @@ impl RefreshStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Issued {
+        Ok(RefreshGrant {
             token,
             user_id: user_id.to_string(),
             session_id,
@@ -244,7 +244,7 @@ impl RefreshStore {
         &self,
         presented: &RefreshToken,
         now: Millis,
-    ) -> Result<(Issued, UserRow), RotateError> {
+    ) -> Result<(RefreshGrant, UserRow), RotateError> {
         let presented_hash = self.keys.hash(presented);
         let successor = self.keys.successor(presented);
         let _writer = self.writer.lock().await;
@@ -263,7 +263,7 @@ impl RefreshStore {
         presented_hash: &[u8],
         successor: &RefreshToken,
         now: Millis,
-    ) -> Result<Option<(Issued, UserRow)>, sqlx::Error> {
+    ) -> Result<Option<(RefreshGrant, UserRow)>, sqlx::Error> {
         let idle_cutoff = now.saturating_sub(as_ms(self.lifetimes.idle));
         let row: Option<SpentRow> = sqlx::query_as(
             "INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
@@ -293,7 +293,7 @@ impl RefreshStore {
         .await?
         .pop();
         Ok(row.map(|row| {
-            let issued = Issued {
+            let issued = RefreshGrant {
                 token: successor.clone(),
                 user_id: row.user_id.clone(),
                 session_id: row.session_id,
@@ -317,7 +317,7 @@ impl RefreshStore {
         presented_hash: &[u8],
         successor: RefreshToken,
         now: Millis,
-    ) -> Result<(Issued, UserRow), RotateError> {
+    ) -> Result<(RefreshGrant, UserRow), RotateError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row: Option<PresentedRow> = sqlx::query_as(
             "SELECT t.session_id, t.used_at, s.user_id, u.email, u.created_at AS user_created_at,
@@ -359,7 +359,7 @@ impl RefreshStore {
             tx.rollback().await?;
             let user = row.user();
             return Ok((
-                Issued {
+                RefreshGrant {
                     token: successor,
                     user_id: row.user_id,
                     session_id: row.session_id,

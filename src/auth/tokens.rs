@@ -39,10 +39,9 @@ pub struct AccessTokens {
     ttl: Duration,
 }
 
-/// A signed token and when it stops working.
-pub struct IssuedToken {
+/// A signed access token and its lifetime in seconds (`expires_in`).
+pub struct SignedAccessToken {
     pub token: String,
-    pub expires_at: Millis,
     pub expires_in: u64,
 }
 
@@ -67,11 +66,7 @@ impl AccessTokens {
         }
     }
 
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    pub fn issue(&self, user_id: &str, session_id: &str, now: Millis) -> IssuedToken {
+    pub fn issue(&self, user_id: &str, session_id: &str, now: Millis) -> SignedAccessToken {
         let iat = now.div_euclid(1000);
         let expires_in = self.ttl.as_secs().max(1);
         let exp = iat + expires_in as i64;
@@ -89,11 +84,7 @@ impl AccessTokens {
         header.typ = Some(TOKEN_TYPE.to_string());
         let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
             .expect("HS256 signing with an in-memory key cannot fail");
-        IssuedToken {
-            token,
-            expires_at: exp * 1000,
-            expires_in,
-        }
+        SignedAccessToken { token, expires_in }
     }
 
     /// Verifies signature, algorithm, `typ`, `iss`, `aud`, `exp` and `nbf`.
