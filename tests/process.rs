@@ -228,19 +228,39 @@ async fn restarts_and_crashes_log_nobody_out_and_sigterm_drains() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     refresh = reply.cookie("refresh_token").unwrap();
 
-    // SIGTERM while a login (an argon2 hash) is in flight: it still answers.
-    let login = tokio::spawn({
-        let origin = origin.clone();
-        let body = format!(
-            "email=crash%40example.com&password={}",
-            PASSWORD.replace(' ', "+")
-        );
-        async move { http(addr, "POST", "/api/auth/login", &[form(), origin], &body).await }
-    });
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // SIGTERM while a login is provably in flight: the request asks for
+    // `100 Continue`, which the server sends only once a handler reads the
+    // body; the signal goes after that, the body after the signal. The
+    // server can't have answered before the signal, and must answer after.
+    let body = format!(
+        "email=crash%40example.com&password={}",
+        PASSWORD.replace(' ', "+")
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/auth/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nOrigin: {}\r\n\
+         Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        origin.1,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).await.unwrap();
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100 Continue\r\n"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
     server.signal("-TERM");
-    let reply = login.await.unwrap().unwrap();
-    assert_eq!(reply.status, 200, "the in-flight request finished");
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let answer = String::from_utf8_lossy(&raw);
+    assert!(
+        answer.trim_start().starts_with("HTTP/1.1 200"),
+        "the in-flight request finished: {answer}"
+    );
     let status = server.wait(Duration::from_secs(10));
     assert!(status.success(), "graceful exit: {status:?}");
 
