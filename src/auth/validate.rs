@@ -42,10 +42,31 @@ pub fn parse_email(raw: &str) -> Result<Email, &'static str> {
     })
 }
 
-/// The key an email is looked up by, without judging it (login must not
-/// reveal which rule a stored account would have broken).
+/// The longest key `email_key` returns. Lower-casing never takes a character
+/// to more than one and a half times its UTF-8 length (a test below checks
+/// every character), so a valid email's key fits.
+pub const EMAIL_KEY_MAX_BYTES: usize = EMAIL_MAX_BYTES / 2 * 3;
+
+/// The key an email is looked up and throttled by, without judging it (login
+/// must not reveal which rule a stored account would have broken): trimmed
+/// and lower-cased, as `parse_email` keys an account. Input too long to be an
+/// account's email becomes a fixed-size digest that matches no account (it
+/// has no `@`), so a 64 KiB "email" costs the server 71 bytes, not 64 KiB.
+#[cfg(feature = "ssr")]
 pub fn email_key(raw: &str) -> String {
-    raw.trim().to_lowercase()
+    let email = raw.trim();
+    if email.len() > EMAIL_MAX_BYTES {
+        return digest_key(&email.to_lowercase());
+    }
+    email.to_lowercase()
+}
+
+/// A fixed-size stand-in for an over-long key (a digest for size, not a
+/// secret: the input is an email, not a credential).
+#[cfg(feature = "ssr")]
+pub fn digest_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{:x}", Sha256::digest(key.as_bytes()))
 }
 
 pub fn check_new_password(password: &str) -> Result<(), &'static str> {
@@ -90,6 +111,49 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(parse_email(&long).is_err());
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn email_key_normalises_like_an_account_key() {
+        assert_eq!(
+            email_key("  Ada.Lovelace@Example.COM "),
+            "ada.lovelace@example.com"
+        );
+        for raw in [
+            "  Ada.Lovelace@Example.COM ",
+            "\u{130}STANBUL@example.com",
+            &format!("{}@example.com", "\u{23A}".repeat(120)),
+        ] {
+            let account = parse_email(raw).unwrap();
+            assert_eq!(email_key(raw), account.key, "{raw:?}");
+            assert!(email_key(raw).len() <= EMAIL_KEY_MAX_BYTES);
+        }
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn email_key_bounds_overlong_input() {
+        let long = format!("{}@example.com", "A".repeat(64 * 1024));
+        let key = email_key(&long);
+        assert!(key.len() <= EMAIL_KEY_MAX_BYTES, "{} bytes", key.len());
+        assert!(!key.contains('@'), "can never be an account's key");
+        // Stable, case-insensitive, and distinct for distinct input.
+        assert_eq!(key, email_key(&format!("  {} ", long.to_lowercase())));
+        assert_ne!(key, email_key(&format!("b{long}")));
+        // Just over the limit is digested; at the limit it is kept.
+        let at_limit = format!("{}@example.com", "a".repeat(EMAIL_MAX_BYTES - 12));
+        assert_eq!(at_limit.len(), EMAIL_MAX_BYTES);
+        assert_eq!(email_key(&at_limit), at_limit);
+        assert!(email_key(&format!("a{at_limit}")).starts_with("sha256:"));
+    }
+
+    #[test]
+    fn lower_casing_grows_a_character_by_at_most_half() {
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            let lower: usize = c.to_lowercase().map(char::len_utf8).sum();
+            assert!(lower * 2 <= c.len_utf8() * 3, "{c:?}");
+        }
     }
 
     #[test]
