@@ -160,24 +160,32 @@ pub async fn login(
 ) -> Result<Response, Failure> {
     let (form, now) = admit(&state, address, form)?;
     let key = email_key(&form.email);
-    let attempt = state
+    let mut attempt = state
         .auth
         .throttle
         .begin(&key, address, now)
         .map_err(rate_limited)?;
 
     // Unknown email and wrong password take the same path and time.
+    // A 503 before the check starts (database, hashing slots) drops the
+    // attempt unchecked: it counts nothing.
     let account = users::credentials(&state.pool, &key).await?;
     let password = if form.password.len() > PASSWORD_MAX_BYTES {
         ""
     } else {
         form.password.as_str()
     };
-    let verified = state
-        .auth
-        .passwords
-        .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
-        .await?;
+    let slot = state.auth.passwords.slot().await?;
+    // From here a request dropped before its verdict counts as a failure.
+    attempt.checking(state.clock.now_ms());
+    let stored = account.as_ref().map(|a| a.password_hash.as_str());
+    let verified = match slot.verify(password, stored).await {
+        Ok(verified) => verified,
+        Err(failure) => {
+            attempt.unavailable();
+            return Err(failure);
+        }
+    };
     match account {
         Some(account) if verified && !password.is_empty() => {
             attempt.succeeded();

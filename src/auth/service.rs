@@ -7,9 +7,9 @@ use sqlx::SqlitePool;
 use crate::config::Config;
 
 use super::cookies::CookiePolicy;
-use super::password::Passwords;
+use super::password::{Passwords, SLOT_WAIT};
 use super::refresh::{Lifetimes, RefreshKeys, RefreshStore};
-use super::throttle::{Limits, Throttle};
+use super::throttle::{Limits, Throttle, DEFAULT_MAX_ENTRIES};
 use super::tokens::AccessTokens;
 
 #[derive(Clone)]
@@ -47,12 +47,15 @@ impl Auth {
                 RefreshKeys::new(config.refresh_secret.expose()),
                 lifetimes,
             ),
-            passwords: Passwords::new(hashing_slots),
-            throttle: Throttle::new(Limits {
-                max_failures: config.login_max_failures,
-                lockout: config.login_lockout,
-                rate_per_minute: config.auth_rate_per_minute,
-            }),
+            passwords: Passwords::new(hashing_slots, SLOT_WAIT),
+            throttle: Throttle::new(
+                Limits {
+                    max_failures: config.login_max_failures,
+                    lockout: config.login_lockout,
+                    rate_per_minute: config.auth_rate_per_minute,
+                },
+                DEFAULT_MAX_ENTRIES,
+            ),
             cookies: CookiePolicy {
                 secure: config.is_production(),
             },
