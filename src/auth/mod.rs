@@ -4,6 +4,7 @@
 pub mod api;
 pub mod client;
 pub mod model;
+pub mod next;
 pub mod validate;
 
 #[cfg(feature = "ssr")]

@@ -21,6 +21,8 @@ use leptos::prelude::*;
 use serde::de::DeserializeOwned;
 
 pub use events::{clock_time, AuthEvent, EventKind, TokenSpan};
+// Shared with the server's form endpoints; re-exported for the pages.
+pub use crate::auth::next::safe_next;
 pub use state::{AuthState, LogoutReason};
 
 use super::model::{ApiError, User};
@@ -234,16 +236,6 @@ impl AuthClient {
     }
 }
 
-/// Where to go after login: only a path on this site, never `//elsewhere`.
-pub fn safe_next(next: Option<String>) -> String {
-    match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path
-        }
-        _ => "/dashboard".to_string(),
-    }
-}
-
 /// Percent-encodes a query value (for `/login?next=...`).
 pub fn encode_query_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -273,15 +265,6 @@ fn with_blank_signature(jwt: &str) -> String {
 mod tests {
     use super::*;
     use crate::auth::model::ErrorCode;
-
-    #[test]
-    fn next_stays_on_this_site() {
-        assert_eq!(safe_next(Some("/sessions".into())), "/sessions");
-        assert_eq!(safe_next(Some("//evil.example".into())), "/dashboard");
-        assert_eq!(safe_next(Some("https://evil.example".into())), "/dashboard");
-        assert_eq!(safe_next(Some("/\\evil.example".into())), "/dashboard");
-        assert_eq!(safe_next(None), "/dashboard");
-    }
 
     #[test]
     fn query_values_are_encoded() {
