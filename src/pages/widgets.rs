@@ -1,8 +1,8 @@
 //! Small pieces several pages share.
 
-use leptos::prelude::*;
+use leptos::{prelude::*, task::spawn_local};
 
-use crate::auth::client::{AuthEvent, AuthState, LogoutReason};
+use crate::auth::client::{use_auth, AuthEvent, AuthState, LogoutReason, ServerLogout};
 
 /// The live event log, newest first. `limit` keeps short versions short.
 #[component]
@@ -65,7 +65,8 @@ pub fn StateBadge(state: Signal<AuthState>) -> impl IntoView {
     }
 }
 
-/// Why the person was logged out, announced.
+/// Why the person was logged out, announced; and, when the server never
+/// heard the logout, that the session is still open there, with a Retry.
 #[component]
 pub fn LogoutNotice(reason: LogoutReason) -> impl IntoView {
     let (class, role) = if reason.is_voluntary() {
@@ -77,6 +78,49 @@ pub fn LogoutNotice(reason: LogoutReason) -> impl IntoView {
         <div class=class role=role data-testid="logout-reason" data-reason=reason.as_str()>
             {reason.message()}
         </div>
+        <ServerLogoutNotice />
+    }
+}
+
+/// Shown only after a logout that did not reach the server (offline, an
+/// error, no answer in time). This browser has forgotten the session either
+/// way; the person must know it still works for whoever holds the cookie.
+#[component]
+fn ServerLogoutNotice() -> impl IntoView {
+    let auth = use_auth();
+    let server = auth.server_logout();
+    // Set by this notice's own Retry, so its outcome shows here.
+    let retried = RwSignal::new(false);
+    let retry = move |_| {
+        retried.set(true);
+        spawn_local(auth.retry_logout());
+    };
+    move || match server.get() {
+        ServerLogout::Done if retried.get() => view! {
+            <div class="alert info" role="status" data-testid="logout-confirmed">
+                "The server has now ended this session too."
+            </div>
+        }
+        .into_any(),
+        ServerLogout::Done => ().into_any(),
+        ServerLogout::Sending if !retried.get() => ().into_any(),
+        state => {
+            let sending = state == ServerLogout::Sending;
+            view! {
+                <div class="alert error" role="alert" data-testid="logout-still-open"
+                    data-state=state.as_str()>
+                    <p>
+                        <strong>"Your session is still open on the server."</strong>
+                        " The logout did not reach it, so this browser has forgotten the session (a reload won't sign you back in), but the server has not ended it yet."
+                    </p>
+                    <button class="button small" data-testid="retry-logout"
+                        disabled=sending aria-busy=sending.to_string() on:click=retry>
+                        {if sending { "Retrying…" } else { "Retry" }}
+                    </button>
+                </div>
+            }
+            .into_any()
+        }
     }
 }
 
@@ -89,12 +133,24 @@ pub fn local_time(rfc3339: &str) -> String {
         if date.get_time().is_nan() {
             return rfc3339.to_string();
         }
-        String::from(date.to_locale_string("en-GB", &wasm_bindgen::JsValue::UNDEFINED))
+        wasm_bindgen::JsCast::unchecked_ref::<ReadersDate>(&date).to_locale_string()
     }
     #[cfg(not(feature = "hydrate"))]
     {
         rfc3339.to_string()
     }
+}
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A `Date`, seen through a binding of `toLocaleString()` with no
+    /// arguments (js-sys binds it only with a locale, and `""` is no locale).
+    type ReadersDate;
+
+    /// In the browser's own locale: the reader's.
+    #[wasm_bindgen(method, js_name = toLocaleString)]
+    fn to_locale_string(this: &ReadersDate) -> String;
 }
 
 /// `now` in milliseconds since the epoch, ticking every `every_ms` while the

@@ -14,6 +14,8 @@ pub enum EventKind {
     ReuseDetected,
     LoggedIn,
     LoggedOut,
+    /// A logout the server did not confirm: its session is still open there.
+    LogoutFailed,
     TokenDropped,
     TokenStale,
 }
@@ -31,6 +33,7 @@ impl EventKind {
             Self::ReuseDetected => "reuse-detected",
             Self::LoggedIn => "logged-in",
             Self::LoggedOut => "logged-out",
+            Self::LogoutFailed => "logout-failed",
             Self::TokenDropped => "token-dropped",
             Self::TokenStale => "token-stale",
         }
@@ -48,6 +51,7 @@ impl EventKind {
             Self::ReuseDetected => "reuse detected",
             Self::LoggedIn => "logged in",
             Self::LoggedOut => "logged out",
+            Self::LogoutFailed => "logout not confirmed",
             Self::TokenDropped => "token dropped",
             Self::TokenStale => "token made stale",
         }
@@ -60,7 +64,7 @@ impl EventKind {
             Self::Unauthorized | Self::RefreshFailed | Self::TokenDropped | Self::TokenStale => {
                 "warn"
             }
-            Self::ReuseDetected | Self::LoggedOut => "danger",
+            Self::ReuseDetected | Self::LoggedOut | Self::LogoutFailed => "danger",
             _ => "",
         }
     }

@@ -3,9 +3,10 @@
 //! readable cookie) and is the only way a protected call leaves the browser.
 //!
 //! Its state and event log are signals, so views read them and never poll.
-//! Everything that touches the browser lives in `browser` and exists only in
-//! the WASM build; the server render sees the same signals with their
-//! initial values, so hydration matches.
+//! Everything that touches the browser exists only in the WASM build
+//! (`browser.rs` lists where each concern lives; a 401 becomes a refresh in
+//! `calls.rs`); the server render sees the same signals with their initial
+//! values, so hydration matches.
 
 mod events;
 mod state;
@@ -13,7 +14,21 @@ mod state;
 #[cfg(feature = "hydrate")]
 mod browser;
 #[cfg(feature = "hydrate")]
+mod calls;
+#[cfg(feature = "hydrate")]
+mod fetch;
+#[cfg(feature = "hydrate")]
 mod flight;
+#[cfg(feature = "hydrate")]
+mod session;
+#[cfg(feature = "hydrate")]
+mod tabs;
+#[cfg(feature = "hydrate")]
+mod timeline;
+#[cfg(feature = "hydrate")]
+mod token;
+#[cfg(feature = "hydrate")]
+mod wakeups;
 #[cfg(feature = "hydrate")]
 mod web_lock;
 
@@ -23,12 +38,12 @@ use serde::de::DeserializeOwned;
 pub use events::{clock_time, AuthEvent, EventKind, TokenSpan};
 // Shared with the server's form endpoints; re-exported for the pages.
 pub use crate::auth::next::safe_next;
-pub use state::{AuthState, LogoutReason};
+pub use state::{AuthState, LogoutReason, ServerLogout};
 
 use super::model::{ApiError, User};
 
 /// Name of the non-secret cookie the server sets while a session is probably live.
-const SIGNED_IN_HINT: &str = "signed_in=1";
+const HINT_NAME: &str = "signed_in";
 
 /// A failed login or register: the API error plus how long to wait after a 429.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +60,7 @@ pub struct AuthClient {
     events: RwSignal<Vec<AuthEvent>>,
     spans: RwSignal<Vec<TokenSpan>>,
     proactive: RwSignal<bool>,
+    server_logout: RwSignal<ServerLogout>,
     #[cfg(feature = "hydrate")]
     inner: StoredValue<std::rc::Rc<browser::Inner>, LocalStorage>,
 }
@@ -64,6 +80,7 @@ pub fn provide_auth_client() -> AuthClient {
         events: RwSignal::new(Vec::new()),
         spans: RwSignal::new(Vec::new()),
         proactive: RwSignal::new(true),
+        server_logout: RwSignal::new(ServerLogout::Done),
         #[cfg(feature = "hydrate")]
         inner: StoredValue::new_local(browser::Inner::new()),
     };
@@ -110,7 +127,9 @@ fn signed_in_hint() -> bool {
 
 #[cfg_attr(not(any(feature = "ssr", feature = "hydrate")), allow(dead_code))]
 fn has_hint(cookie_header: &str) -> bool {
-    cookie_header.split(';').any(|c| c.trim() == SIGNED_IN_HINT)
+    cookie_header
+        .split(';')
+        .any(|c| c.trim().strip_prefix(HINT_NAME) == Some("=1"))
 }
 
 #[cfg(not(feature = "hydrate"))]
@@ -149,26 +168,32 @@ impl AuthClient {
     pub fn set_proactive(&self, on: bool) {
         self.proactive.set(on);
         #[cfg(feature = "hydrate")]
-        browser::reschedule(*self);
+        token::reschedule(*self);
+    }
+
+    /// Whether the server has heard the last logout (the token is gone from
+    /// this browser either way).
+    pub fn server_logout(&self) -> Signal<ServerLogout> {
+        self.server_logout.into()
     }
 
     /// Forgets the access token (as a reload would); the next call refreshes first.
     pub fn drop_token(&self) {
         #[cfg(feature = "hydrate")]
-        browser::drop_token(*self);
+        token::drop_token(*self);
     }
 
     /// Swaps the held token for a well-formed one the server rejects, so the
     /// next call runs the 401 -> refresh -> retry path.
     pub fn make_token_stale(&self) {
         #[cfg(feature = "hydrate")]
-        browser::make_token_stale(*self);
+        token::make_token_stale(*self);
     }
 
     pub async fn login(self, email: String, password: String) -> Result<(), CredentialsError> {
         #[cfg(feature = "hydrate")]
         {
-            browser::credentials(self, "/api/auth/login", email, password).await
+            session::credentials(self, "/api/auth/login", email, password).await
         }
         #[cfg(not(feature = "hydrate"))]
         {
@@ -183,7 +208,7 @@ impl AuthClient {
     pub async fn register(self, email: String, password: String) -> Result<(), CredentialsError> {
         #[cfg(feature = "hydrate")]
         {
-            browser::credentials(self, "/api/auth/register", email, password).await
+            session::credentials(self, "/api/auth/register", email, password).await
         }
         #[cfg(not(feature = "hydrate"))]
         {
@@ -195,17 +220,24 @@ impl AuthClient {
         }
     }
 
-    /// Ends this session on the server and everywhere in this browser.
+    /// Ends this session everywhere in this browser at once, then on the
+    /// server; [`Self::server_logout`] says whether the server heard it.
     pub async fn logout(self) {
         #[cfg(feature = "hydrate")]
-        browser::logout(self, LogoutReason::UserLoggedOut).await;
+        session::logout(self, LogoutReason::UserLoggedOut).await;
+    }
+
+    /// Sends again a logout the server never confirmed.
+    pub async fn retry_logout(self) {
+        #[cfg(feature = "hydrate")]
+        session::retry_logout(self).await;
     }
 
     /// Ends every session of this user, then this one.
     pub async fn logout_everywhere(self) -> Result<(), ApiError> {
         self.delete("/api/sessions").await?;
         #[cfg(feature = "hydrate")]
-        browser::logout(self, LogoutReason::LoggedOutEverywhere).await;
+        session::logout(self, LogoutReason::LoggedOutEverywhere).await;
         Ok(())
     }
 
@@ -213,7 +245,7 @@ impl AuthClient {
     pub async fn get_json<T: DeserializeOwned + 'static>(self, path: &str) -> Result<T, ApiError> {
         #[cfg(feature = "hydrate")]
         {
-            browser::get_json(self, path).await
+            calls::get_json(self, path).await
         }
         #[cfg(not(feature = "hydrate"))]
         {
@@ -226,7 +258,7 @@ impl AuthClient {
     pub async fn delete(self, path: &str) -> Result<(), ApiError> {
         #[cfg(feature = "hydrate")]
         {
-            browser::delete(self, path).await
+            calls::delete(self, path).await
         }
         #[cfg(not(feature = "hydrate"))]
         {

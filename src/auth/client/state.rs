@@ -100,3 +100,28 @@ impl LogoutReason {
         }
     }
 }
+
+/// Whether the server has heard this browser's last logout. The token is
+/// gone from every tab either way; until the server hears it, the refresh
+/// cookie (which script can't touch) still opens the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerLogout {
+    /// No logout to deliver, or the server confirmed it.
+    Done,
+    /// On its way (or waiting for a refresh in flight to land first).
+    Sending,
+    /// It never arrived (offline, an error, no answer in time): the session
+    /// is still open on the server until a retry gets through or it expires.
+    StillOpen,
+}
+
+impl ServerLogout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Sending => "sending",
+            Self::StillOpen => "still_open",
+        }
+    }
+}

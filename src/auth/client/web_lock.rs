@@ -1,34 +1,23 @@
-//! A cross-tab mutex from the Web Locks API, with a timeout.
+//! A cross-tab mutex from the Web Locks API, with a timeout on the wait.
 //!
 //! web-sys has no lock timeout, so an `AbortSignal` cancels a request that
-//! waits too long. Web Locks are missing on insecure origins (a phone on a
-//! LAN address): then the work just runs, and the in-tab single flight plus
-//! the server's grace window keep it safe.
+//! waits too long. The lock is held until the work's promise settles, so the
+//! work itself must end: every request it sends has a deadline (`fetch.rs`).
+//! Web Locks are missing on insecure origins (a phone on a LAN address):
+//! then the work just runs, and the in-tab single flight plus the server's
+//! grace window keep it safe.
 
 use std::{cell::RefCell, future::Future, rc::Rc};
 
 use gloo_timers::callback::Timeout;
 use js_sys::futures::{future_to_promise, JsFuture};
 use wasm_bindgen::{prelude::*, JsCast};
+use web_sys::{LockManager, LockOptions};
 
-#[wasm_bindgen]
-extern "C" {
-    /// `navigator.locks`, bound by hand: only `request(name, options, callback)` is needed.
-    type WebLocks;
-
-    #[wasm_bindgen(method, js_name = request)]
-    fn request(
-        this: &WebLocks,
-        name: &str,
-        options: &js_sys::Object,
-        callback: &js_sys::Function,
-    ) -> js_sys::Promise;
-}
-
-fn web_locks() -> Option<WebLocks> {
-    let navigator = web_sys::window()?.navigator();
-    let locks = js_sys::Reflect::get(&navigator, &JsValue::from_str("locks")).ok()?;
-    (!locks.is_undefined() && !locks.is_null()).then(|| locks.unchecked_into())
+fn lock_manager() -> Option<LockManager> {
+    let locks = web_sys::window()?.navigator().locks();
+    // The typed getter hands back `undefined` where the API is missing.
+    (!locks.is_undefined() && !locks.is_null()).then_some(locks)
 }
 
 /// Runs `work` while holding the lock `name` in every tab of this origin.
@@ -40,7 +29,7 @@ where
     F: FnOnce() -> Fut + 'static,
     Fut: Future<Output = T> + 'static,
 {
-    let Some(locks) = web_locks() else {
+    let Some(locks) = lock_manager() else {
         return Some(work().await);
     };
     let Ok(controller) = web_sys::AbortController::new() else {
@@ -56,7 +45,7 @@ where
         }))))
     };
 
-    let callback = {
+    let granted_callback = {
         let pending_work = pending_work.clone();
         let result = result.clone();
         let abort_timer = abort_timer.clone();
@@ -75,9 +64,14 @@ where
         })
     };
 
-    let options = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&options, &JsValue::from_str("signal"), &controller.signal());
-    let granted = JsFuture::from(locks.request(name, &options, callback.unchecked_ref())).await;
+    let options = LockOptions::new();
+    options.set_signal(&controller.signal());
+    let granted = JsFuture::from(locks.request_with_options(
+        name,
+        &options,
+        granted_callback.unchecked_ref(),
+    ))
+    .await;
     abort_timer.borrow_mut().take().map(Timeout::cancel);
 
     if granted.is_ok() {
