@@ -16,7 +16,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use sqlx::SqlitePool;
 
 use crate::app::{shell, App};
-use crate::auth::{error::Failure, guard, handlers, model::ErrorCode, service::Auth};
+use crate::auth::{error::Failure, forms, guard, handlers, model::ErrorCode, service::Auth};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{fill_development_secrets, Config, ConfigError};
 
@@ -169,10 +169,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{*unknown}", any(unknown_api_path))
         .layer(DefaultBodyLimit::max(guard::MAX_BODY_BYTES));
 
+    // The pages' own form posts; Leptos adds `GET` for the same paths.
+    let page_forms = Router::new()
+        .route("/login", post(forms::login))
+        .route("/register", post(forms::register))
+        .layer(DefaultBodyLimit::max(guard::MAX_BODY_BYTES));
+
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(api)
+        .merge(page_forms)
         .leptos_routes_with_context(
             &state,
             routes,

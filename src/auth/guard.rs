@@ -65,6 +65,23 @@ pub fn is_cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
     )
 }
 
+/// The same rule for the pages' own forms (`POST /login`, `/register`),
+/// with one exception: under `Referrer-Policy: no-referrer` a browser sends
+/// `Origin: null` on a form navigation, so `null` passes when the browser
+/// also says `Sec-Fetch-Site: same-origin`.
+pub fn is_cross_site_page_form(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let null_origin = headers
+        .get(header::ORIGIN)
+        .is_some_and(|origin| origin.as_bytes() == b"null");
+    let same_origin = headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() == b"same-origin");
+    if null_origin {
+        return !same_origin;
+    }
+    is_cross_site(headers, allowed)
+}
+
 /// The socket's peer, or the last `X-Forwarded-For` hop when trusted.
 pub fn client_address(
     headers: &HeaderMap,
@@ -155,6 +172,29 @@ mod tests {
             ]),
             &allowed
         ));
+    }
+
+    #[test]
+    fn page_forms_accept_a_null_origin_only_from_the_same_origin() {
+        let allowed = vec!["http://127.0.0.1:3000".to_string()];
+        let check = |pairs| is_cross_site_page_form(&headers(pairs), &allowed);
+        assert!(!check(&[
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ]));
+        assert!(check(&[("origin", "null")]));
+        assert!(check(&[
+            ("origin", "null"),
+            ("sec-fetch-site", "cross-site")
+        ]));
+        assert!(check(&[("origin", "null"), ("sec-fetch-site", "none")]));
+        assert!(!check(&[("origin", "http://127.0.0.1:3000")]));
+        assert!(check(&[
+            ("origin", "http://evil.test"),
+            ("sec-fetch-site", "same-origin")
+        ]));
+        assert!(check(&[("sec-fetch-site", "same-site")]));
+        assert!(!check(&[]));
     }
 
     #[test]

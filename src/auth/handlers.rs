@@ -31,7 +31,7 @@ const USER_AGENT_MAX: usize = 256;
 
 /// `email` and `password` from a form body. Missing fields are caught here
 /// so they answer 400 rather than failing inside the framework.
-pub struct CredentialsForm {
+pub struct CredentialFields {
     pub email: String,
     pub password: String,
 }
@@ -42,7 +42,7 @@ struct RawCredentials {
     password: Option<String>,
 }
 
-impl<S: Send + Sync> FromRequest<S> for CredentialsForm {
+impl<S: Send + Sync> FromRequest<S> for CredentialFields {
     type Rejection = Failure;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -78,13 +78,26 @@ fn rate_limited(wait: std::time::Duration) -> Failure {
     .retry_after(wait)
 }
 
-/// Starts a session and answers with its tokens and cookies.
+/// A session just started: the cookies to set and the body the API sends.
+/// The pages' forms (`forms.rs`) set the cookies and drop the body.
+pub struct SignedIn {
+    pub jar: CookieJar,
+    pub tokens: TokenResponse,
+}
+
+impl IntoResponse for SignedIn {
+    fn into_response(self) -> Response {
+        (self.jar, Json(self.tokens)).into_response()
+    }
+}
+
+/// Starts a session: its refresh cookie, hint cookie and access token.
 async fn sign_in(
     state: &AppState,
     jar: CookieJar,
     user: &UserRow,
     headers: &HeaderMap,
-) -> Result<Response, Failure> {
+) -> Result<SignedIn, Failure> {
     let now = state.clock.now_ms();
     let issued = state
         .auth
@@ -100,13 +113,13 @@ async fn sign_in(
             .cookies
             .issue(issued.token.encode(), issued.cookie_max_age),
     );
-    let body = TokenResponse {
+    let tokens = TokenResponse {
         access_token: access.token,
         token_type: "Bearer".into(),
         expires_in: access.expires_in,
         user: user.to_user(),
     };
-    Ok((jar, Json(body)).into_response())
+    Ok(SignedIn { jar, tokens })
 }
 
 /// What register and login do first: a well-formed form from an address
@@ -114,8 +127,8 @@ async fn sign_in(
 fn admit(
     state: &AppState,
     address: std::net::IpAddr,
-    form: Result<CredentialsForm, Failure>,
-) -> Result<(CredentialsForm, crate::clock::Millis), Failure> {
+    form: Result<CredentialFields, Failure>,
+) -> Result<(CredentialFields, crate::clock::Millis), Failure> {
     let form = form?;
     let now = state.clock.now_ms();
     state
@@ -128,12 +141,23 @@ fn admit(
 
 pub async fn register(
     State(state): State<AppState>,
-    ClientAddress(address): ClientAddress,
+    address: ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
-    form: Result<CredentialsForm, Failure>,
-) -> Result<Response, Failure> {
-    let (form, now) = admit(&state, address, form)?;
+    form: Result<CredentialFields, Failure>,
+) -> Result<SignedIn, Failure> {
+    create_account(&state, address, &headers, jar, form).await
+}
+
+/// Register's rules, shared by the API and the register page's form.
+pub async fn create_account(
+    state: &AppState,
+    ClientAddress(address): ClientAddress,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    form: Result<CredentialFields, Failure>,
+) -> Result<SignedIn, Failure> {
+    let (form, now) = admit(state, address, form)?;
     let email = parse_email(&form.email).map_err(Failure::invalid_input)?;
     check_new_password(&form.password).map_err(Failure::invalid_input)?;
     let hash = state.auth.passwords.hash(&form.password).await?;
@@ -148,17 +172,28 @@ pub async fn register(
         Err(CreateError::Database(e)) => return Err(e.into()),
     };
     tracing::info!(user_id = %user.id, "account created");
-    sign_in(&state, jar, &user, &headers).await
+    sign_in(state, jar, &user, headers).await
 }
 
 pub async fn login(
     State(state): State<AppState>,
-    ClientAddress(address): ClientAddress,
+    address: ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
-    form: Result<CredentialsForm, Failure>,
-) -> Result<Response, Failure> {
-    let (form, now) = admit(&state, address, form)?;
+    form: Result<CredentialFields, Failure>,
+) -> Result<SignedIn, Failure> {
+    log_in(&state, address, &headers, jar, form).await
+}
+
+/// Login's rules, shared by the API and the login page's form.
+pub async fn log_in(
+    state: &AppState,
+    ClientAddress(address): ClientAddress,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    form: Result<CredentialFields, Failure>,
+) -> Result<SignedIn, Failure> {
+    let (form, now) = admit(state, address, form)?;
     let key = email_key(&form.email);
     let mut attempt = state
         .auth
@@ -189,7 +224,7 @@ pub async fn login(
     match account {
         Some(account) if verified && !password.is_empty() => {
             attempt.succeeded();
-            sign_in(&state, jar, &account.into_row(), &headers).await
+            sign_in(state, jar, &account.into_row(), headers).await
         }
         _ => {
             attempt.failed(state.clock.now_ms());

@@ -10,7 +10,7 @@ use leptos_router::{
 use super::widgets::{EventLog, LogoutNotice};
 use crate::auth::{
     client::{safe_next, use_auth, AuthState, CredentialsError},
-    model::ErrorCode,
+    model::{ApiError, ErrorCode},
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,34 @@ fn describe(error: &CredentialsError, mode: Mode) -> FormError {
     FormError { message, culprit }
 }
 
+/// The error a form post without JavaScript came back with (`POST /login`
+/// answers `303 /login?error=code`). Both renders read the same URL, so
+/// hydration sees the same page. Only known codes are shown, and only in
+/// our own words: the URL can't make the page say anything else.
+fn error_from_query(
+    mode: Mode,
+    code: Option<String>,
+    field: Option<String>,
+    wait: Option<String>,
+) -> Option<FormError> {
+    let code = serde_json::from_value::<ErrorCode>(serde_json::Value::String(code?)).ok()?;
+    let message = match (code, field.as_deref(), mode) {
+        (ErrorCode::Unknown | ErrorCode::NetworkError, ..) => return None,
+        (ErrorCode::InvalidInput, Some("password"), Mode::Register) => {
+            "Use a password of at least 10 characters and at most 1024 bytes."
+        }
+        (ErrorCode::InvalidInput, Some("password"), Mode::Login) => "Enter your password.",
+        (ErrorCode::InvalidInput, ..) => "Enter an email address like name@example.com.",
+        (ErrorCode::PayloadTooLarge, ..) => "The form was too large to send.",
+        _ => "The request could not be completed.",
+    };
+    let error = CredentialsError {
+        error: ApiError::new(code, message),
+        retry_after_secs: wait.and_then(|w| w.parse().ok()),
+    };
+    Some(describe(&error, mode))
+}
+
 /// "14 minutes 32 seconds", "1 second".
 fn human_wait(seconds: u64) -> String {
     let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
@@ -152,7 +180,10 @@ fn CredentialsForm(mode: Mode) -> impl IntoView {
 
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<FormError>);
+    let error =
+        RwSignal::new(query.with_untracked(|q| {
+            error_from_query(mode, q.get("error"), q.get("field"), q.get("wait"))
+        }));
     let pending = RwSignal::new(false);
 
     let on_submit = move |ev: SubmitEvent| {
@@ -201,16 +232,10 @@ fn CredentialsForm(mode: Mode) -> impl IntoView {
     };
 
     let (title, action, submit, busy, testid) = match mode {
-        Mode::Login => (
-            "Log in",
-            "/api/auth/login",
-            "Log in",
-            "Logging in…",
-            "login-form",
-        ),
+        Mode::Login => ("Log in", "/login", "Log in", "Logging in…", "login-form"),
         Mode::Register => (
             "Create an account",
-            "/api/auth/register",
+            "/register",
             "Create account",
             "Creating account…",
             "register-form",
@@ -257,10 +282,12 @@ fn CredentialsForm(mode: Mode) -> impl IntoView {
         </button>
     }
     .into_any();
-    // Without the WASM the browser posts the form itself (the password
-    // never lands in a URL).
+    // Without the WASM the browser posts the form itself, to the page's own
+    // endpoint (a 303 back to a page, never JSON); the password never lands
+    // in a URL.
     let form = view! {
         <form method="post" action=action on:submit=on_submit data-testid=testid novalidate>
+            <input type="hidden" name="next" value=move || next.get() />
             <div class="alert error" id="form-error" role="alert" data-testid="form-error"
                 hidden=move || error.with(Option::is_none)>
                 {move || error.get().map(|e| e.message)}
@@ -323,7 +350,33 @@ fn with_next(page: &str, next: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_wait;
+    use super::*;
+
+    #[test]
+    fn errors_from_the_url_use_our_own_words() {
+        let shown = |code: &str, field: Option<&str>| {
+            error_from_query(
+                Mode::Register,
+                Some(code.to_string()),
+                field.map(str::to_string),
+                Some("90".into()),
+            )
+            .map(|e| e.message)
+        };
+        assert_eq!(
+            shown("invalid_input", Some("password")).as_deref(),
+            Some("Use a password of at least 10 characters and at most 1024 bytes.")
+        );
+        assert_eq!(
+            shown("rate_limited", None).as_deref(),
+            Some("Too many attempts. Try again in 1 minute 30 seconds.")
+        );
+        assert!(shown("email_taken", None)
+            .unwrap()
+            .contains("already exists"));
+        assert_eq!(shown("<script>alert(1)</script>", None), None);
+        assert_eq!(shown("network_error", None), None);
+    }
 
     #[test]
     fn waits_read_naturally() {
