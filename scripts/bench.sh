@@ -14,7 +14,8 @@
 # (`cargo leptos build --release`); otherwise the size rows are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
+# The pinned wasm-opt (tools/package.json) first, then cargo-installed tools.
+export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 seconds=8
 markdown=()

@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-export PATH="$HOME/.cargo/bin:$PATH"
+# The pinned wasm-opt (tools/package.json) first, then cargo-installed tools.
+export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 exec cargo leptos watch "$@"

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-export PATH="$HOME/.cargo/bin:$PATH"
+# The pinned wasm-opt (tools/package.json) first, then cargo-installed tools.
+export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 printf '\n==> unit and integration tests\n'
 cargo test --locked --features ssr
