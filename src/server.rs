@@ -16,21 +16,20 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use sqlx::SqlitePool;
 
 use crate::app::{shell, App};
-use crate::auth::{error::Failure, forms, guard, handlers, model::ErrorCode, service::Auth};
+use crate::auth::{error::Failure, forms, guard, handlers, model::ErrorCode, state::AuthContext};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{fill_development_secrets, Config, ConfigError};
 
 /// Everything a handler or server function may need. Axum clones the state
-/// for every request, so it is one shared pointer.
+/// for every request, so it is one shared pointer. Each feature's handlers
+/// extract their own share of it through `FromRef`.
 #[derive(Clone)]
 pub struct AppState(Arc<SharedState>);
 
 pub struct SharedState {
     pub leptos_options: LeptosOptions,
-    pub pool: SqlitePool,
     pub config: Config,
-    pub clock: Arc<dyn Clock>,
-    pub auth: Auth,
+    pub auth: AuthContext,
 }
 
 impl AppState {
@@ -40,12 +39,10 @@ impl AppState {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let auth = Auth::new(&config, pool.clone());
+        let auth = AuthContext::new(&config, pool, clock);
         Self(Arc::new(SharedState {
             leptos_options,
-            pool,
             config,
-            clock,
             auth,
         }))
     }
@@ -65,9 +62,15 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
+impl FromRef<AppState> for AuthContext {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
 impl FromRef<AppState> for SqlitePool {
     fn from_ref(state: &AppState) -> Self {
-        state.pool.clone()
+        state.auth.pool.clone()
     }
 }
 
@@ -153,6 +156,7 @@ fn return_large_blocks_to_the_os() {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
+    let context_auth = state.auth.clone();
 
     let api = Router::new()
         .route("/api/auth/register", post(handlers::register))
@@ -185,6 +189,7 @@ pub fn router(state: AppState) -> Router {
             routes,
             move || {
                 provide_context(context_state.clone());
+                provide_context(context_auth.clone());
                 provide_request_nonce();
             },
             {
@@ -194,7 +199,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.auth.clone(),
             guard::auth_post_guard,
         ))
         .layer(middleware::from_fn(api_answers_in_json))
@@ -333,9 +338,9 @@ async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let now = state.clock.now_ms();
-        state.auth.throttle.prune(now);
-        match state.auth.refresh.purge_ended(now, RETENTION).await {
+        let now = state.auth.clock.now_ms();
+        state.auth.service.throttle.prune(now);
+        match state.auth.service.refresh.purge_ended(now, RETENTION).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "purged ended sessions"),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),

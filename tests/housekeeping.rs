@@ -33,10 +33,11 @@ async fn purge_removes_only_sessions_ended_before_the_retention() {
         token = reply.refresh_token().unwrap();
     }
     // Now 150 minutes in: the logout is 150 minutes old, the idle end 90.
-    let now = app.state.clock.now_ms();
+    let now = app.state.auth.clock.now_ms();
     let purged = app
         .state
         .auth
+        .service
         .refresh
         .purge_ended(now, 120 * MINUTE)
         .await

@@ -11,7 +11,7 @@ use common::{unique_email, TestApp, PASSWORD};
 
 /// Takes every hashing slot now free.
 async fn hold_every_slot(app: &TestApp) -> Vec<Slot> {
-    let passwords = &app.state.auth.passwords;
+    let passwords = &app.state.auth.service.passwords;
     let mut held = Vec::new();
     while passwords.available_slots() > 0 {
         held.push(passwords.slot().await.unwrap());
@@ -48,13 +48,13 @@ async fn an_overlong_email_costs_the_throttle_a_bounded_key() {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
     assert_eq!(reply.code(), "invalid_credentials");
 
-    let usage = app.state.auth.throttle.usage();
+    let usage = app.state.auth.service.throttle.usage();
     assert_eq!((usage.pairs, usage.emails), (1, 1), "{usage:?}");
     assert!(usage.key_bytes <= 2 * EMAIL_KEY_MAX_BYTES, "{usage:?}");
 
     // The same email in another case is the same counter.
     app.login_reply(&email.to_lowercase(), "not the password")
         .await;
-    let usage = app.state.auth.throttle.usage();
+    let usage = app.state.auth.service.throttle.usage();
     assert_eq!((usage.pairs, usage.emails), (1, 1), "{usage:?}");
 }

@@ -2,16 +2,15 @@
 //! whose user and session are still live.
 
 use axum::{
-    extract::FromRequestParts,
+    extract::{FromRef, FromRequestParts},
     http::{header, request::Parts, HeaderValue},
     response::{IntoResponse, Response},
 };
 
-use crate::server::AppState;
-
 use super::error::Failure;
 use super::model::{ErrorCode, Session};
 use super::sessions;
+use super::state::AuthContext;
 use super::tokens::Claims;
 use super::users::UserRow;
 
@@ -84,13 +83,14 @@ pub fn credentials(value: &HeaderValue) -> Credentials<'_> {
     }
 }
 
-impl FromRequestParts<AppState> for Authenticated {
+impl<S> FromRequestParts<S> for Authenticated
+where
+    AuthContext: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = BearerRejection;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         // RFC 6750 section 3.1: no error code unless a bearer token was sent.
         let token = match parts.headers.get(header::AUTHORIZATION).map(credentials) {
             Some(Credentials::Bearer(token)) => token,
@@ -101,13 +101,14 @@ impl FromRequestParts<AppState> for Authenticated {
                 return Err(reject(ErrorCode::InvalidToken, false))
             }
         };
+        let state = AuthContext::from_ref(state);
         let now = state.clock.now_ms();
         let claims = state
-            .auth
+            .service
             .access
             .verify(token, now)
             .map_err(|code| reject(code, true))?;
-        let lifetimes = state.auth.refresh.lifetimes();
+        let lifetimes = state.service.refresh.lifetimes();
         let live = sessions::live(&state.pool, &claims.sub, &claims.sid, &lifetimes, now)
             .await
             .map_err(|e| BearerRejection {

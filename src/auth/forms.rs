@@ -18,13 +18,12 @@ use axum::{
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
-use crate::server::AppState;
-
 use super::error::Failure;
 use super::guard::{is_cross_site_page_form, ClientAddress};
 use super::handlers::{self, CredentialFields, SignedIn};
 use super::model::ErrorCode;
 use super::next::safe_next;
+use super::state::AuthContext;
 
 /// The query keys the pages read back (see `pages::credentials`).
 pub const ERROR_KEY: &str = "error";
@@ -55,7 +54,7 @@ struct PageForm {
 }
 
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<AuthContext>,
     address: ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
@@ -65,7 +64,7 @@ pub async fn login(
 }
 
 pub async fn register(
-    State(state): State<AppState>,
+    State(state): State<AuthContext>,
     address: ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
@@ -76,14 +75,14 @@ pub async fn register(
 
 async fn submit(
     page: Page,
-    state: AppState,
+    state: AuthContext,
     address: ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
     req: Request,
 ) -> Response {
     // Refused before the body is read: another site's form changes nothing.
-    if is_cross_site_page_form(&headers, &state.auth.allowed_origins) {
+    if is_cross_site_page_form(&headers, &state.service.allowed_origins) {
         return back_to(page, None, &Failure::new(ErrorCode::ForbiddenOrigin, ""));
     }
     let form = match Form::<PageForm>::from_request(req, &state).await {

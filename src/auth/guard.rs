@@ -4,25 +4,28 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, FromRef, Request, State},
     http::{header, HeaderMap, Method},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
-use crate::server::AppState;
-
 use super::error::Failure;
 use super::model::ErrorCode;
+use super::state::AuthContext;
 
 /// Form bodies on `/api/auth/*` above this get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Refuses `POST /api/auth/*` from another site (login CSRF included) and
 /// oversized bodies, before any handler runs or anything changes.
-pub async fn auth_post_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn auth_post_guard(
+    State(state): State<AuthContext>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.method() == Method::POST && req.uri().path().starts_with("/api/auth/") {
-        if is_cross_site(req.headers(), &state.auth.allowed_origins) {
+        if is_cross_site(req.headers(), &state.service.allowed_origins) {
             return Failure::new(
                 ErrorCode::ForbiddenOrigin,
                 "This request came from another site and was refused.",
@@ -107,19 +110,20 @@ pub fn client_address(
 /// The client address as an extractor, for throttling.
 pub struct ClientAddress(pub IpAddr);
 
-impl axum::extract::FromRequestParts<AppState> for ClientAddress {
+impl<S> axum::extract::FromRequestParts<S> for ClientAddress
+where
+    AuthContext: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &AppState,
+        state: &S,
     ) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-        Ok(Self(client_address(
-            &parts.headers,
-            peer,
-            state.auth.trust_forwarded,
-        )))
+        let trust_forwarded = AuthContext::from_ref(state).service.trust_forwarded;
+        Ok(Self(client_address(&parts.headers, peer, trust_forwarded)))
     }
 }
 

@@ -14,7 +14,6 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
 use crate::clock::rfc3339;
-use crate::server::AppState;
 
 use super::bearer::Authenticated;
 use super::cookies;
@@ -23,6 +22,7 @@ use super::guard::{too_large, ClientAddress};
 use super::model::{ApiError, Dashboard, ErrorCode, Session, TokenResponse, User};
 use super::refresh::{RefreshToken, RevokeReason, RotateError};
 use super::sessions;
+use super::state::AuthContext;
 use super::users::{self, CreateError, UserRow};
 use super::validate::{check_new_password, email_key, parse_email, PASSWORD_MAX_BYTES};
 
@@ -93,23 +93,26 @@ impl IntoResponse for SignedIn {
 
 /// Starts a session: its refresh cookie, hint cookie and access token.
 async fn sign_in(
-    state: &AppState,
+    state: &AuthContext,
     jar: CookieJar,
     user: &UserRow,
     headers: &HeaderMap,
 ) -> Result<SignedIn, Failure> {
     let now = state.clock.now_ms();
     let issued = state
-        .auth
+        .service
         .refresh
         .start_session(&user.id, user_agent(headers).as_deref(), now)
         .await?;
-    let access = state.auth.access.issue(&user.id, &issued.session_id, now);
+    let access = state
+        .service
+        .access
+        .issue(&user.id, &issued.session_id, now);
     tracing::info!(user_id = %user.id, session_id = %issued.session_id, "session started");
     let jar = cookies::with(
         jar,
         state
-            .auth
+            .service
             .cookies
             .issue(issued.token.encode(), issued.cookie_max_age),
     );
@@ -125,14 +128,14 @@ async fn sign_in(
 /// What register and login do first: a well-formed form from an address
 /// that is still within its rate.
 fn admit(
-    state: &AppState,
+    state: &AuthContext,
     address: std::net::IpAddr,
     form: Result<CredentialFields, Failure>,
 ) -> Result<(CredentialFields, crate::clock::Millis), Failure> {
     let form = form?;
     let now = state.clock.now_ms();
     state
-        .auth
+        .service
         .throttle
         .check_rate(address, now)
         .map_err(rate_limited)?;
@@ -140,7 +143,7 @@ fn admit(
 }
 
 pub async fn register(
-    State(state): State<AppState>,
+    State(state): State<AuthContext>,
     address: ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
@@ -151,7 +154,7 @@ pub async fn register(
 
 /// Register's rules, shared by the API and the register page's form.
 pub async fn create_account(
-    state: &AppState,
+    state: &AuthContext,
     ClientAddress(address): ClientAddress,
     headers: &HeaderMap,
     jar: CookieJar,
@@ -160,7 +163,7 @@ pub async fn create_account(
     let (form, now) = admit(state, address, form)?;
     let email = parse_email(&form.email).map_err(Failure::invalid_input)?;
     check_new_password(&form.password).map_err(Failure::invalid_input)?;
-    let hash = state.auth.passwords.hash(&form.password).await?;
+    let hash = state.service.passwords.hash(&form.password).await?;
     let user = match users::create(&state.pool, &email, &hash, now).await {
         Ok(user) => user,
         Err(CreateError::EmailTaken) => {
@@ -176,7 +179,7 @@ pub async fn create_account(
 }
 
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<AuthContext>,
     address: ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
@@ -187,7 +190,7 @@ pub async fn login(
 
 /// Login's rules, shared by the API and the login page's form.
 pub async fn log_in(
-    state: &AppState,
+    state: &AuthContext,
     ClientAddress(address): ClientAddress,
     headers: &HeaderMap,
     jar: CookieJar,
@@ -196,7 +199,7 @@ pub async fn log_in(
     let (form, now) = admit(state, address, form)?;
     let key = email_key(&form.email);
     let mut attempt = state
-        .auth
+        .service
         .throttle
         .begin(&key, address, now)
         .map_err(rate_limited)?;
@@ -210,7 +213,7 @@ pub async fn log_in(
     } else {
         form.password.as_str()
     };
-    let slot = state.auth.passwords.slot().await?;
+    let slot = state.service.passwords.slot().await?;
     // From here a request dropped before its verdict counts as a failure.
     attempt.checking(state.clock.now_ms());
     let stored = account.as_ref().map(|a| a.password_hash.as_str());
@@ -239,20 +242,24 @@ pub async fn log_in(
 
 /// Revokes the cookie's session (if any) and clears the cookies; always 200
 /// unless the database can't be written.
-pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Response, Failure> {
-    let presented = state.auth.cookies.read(&jar).and_then(RefreshToken::parse);
+pub async fn logout(State(state): State<AuthContext>, jar: CookieJar) -> Result<Response, Failure> {
+    let presented = state
+        .service
+        .cookies
+        .read(&jar)
+        .and_then(RefreshToken::parse);
     if let Some(token) = presented {
-        if let Some(session_id) = state.auth.refresh.session_of(&token).await? {
+        if let Some(session_id) = state.service.refresh.session_of(&token).await? {
             let now = state.clock.now_ms();
             state
-                .auth
+                .service
                 .refresh
                 .revoke(&session_id, RevokeReason::Logout, now)
                 .await?;
             tracing::info!(%session_id, "logged out");
         }
     }
-    let jar = cookies::with(jar, state.auth.cookies.clear());
+    let jar = cookies::with(jar, state.service.cookies.clear());
     Ok((jar, Json(serde_json::json!({}))).into_response())
 }
 
@@ -262,8 +269,8 @@ pub async fn me(auth: Authenticated) -> Json<User> {
 
 impl Authenticated {
     /// This user's live sessions, newest first, the caller's marked current.
-    async fn live_sessions(&self, state: &AppState) -> Result<Vec<Session>, Failure> {
-        let lifetimes = state.auth.refresh.lifetimes();
+    async fn live_sessions(&self, state: &AuthContext) -> Result<Vec<Session>, Failure> {
+        let lifetimes = state.service.refresh.lifetimes();
         let now = state.clock.now_ms();
         Ok(sessions::list_live(
             &state.pool,
@@ -277,7 +284,7 @@ impl Authenticated {
 }
 
 pub async fn dashboard(
-    State(state): State<AppState>,
+    State(state): State<AuthContext>,
     auth: Authenticated,
 ) -> Result<Json<Dashboard>, Failure> {
     let live_sessions = auth.live_sessions(&state).await?.len() as u32;
@@ -291,25 +298,25 @@ pub async fn dashboard(
 }
 
 pub async fn list_sessions(
-    State(state): State<AppState>,
+    State(state): State<AuthContext>,
     auth: Authenticated,
 ) -> Result<Json<Vec<Session>>, Failure> {
     Ok(Json(auth.live_sessions(&state).await?))
 }
 
 pub async fn revoke_session(
-    State(state): State<AppState>,
+    State(state): State<AuthContext>,
     auth: Authenticated,
     Path(session_id): Path<String>,
 ) -> Result<StatusCode, Failure> {
     let now = state.clock.now_ms();
-    let lifetimes = state.auth.refresh.lifetimes();
+    let lifetimes = state.service.refresh.lifetimes();
     // Another user's session, or a dead one, is simply not found.
     if !sessions::is_live_of(&state.pool, &auth.user.id, &session_id, &lifetimes, now).await? {
         return Err(Failure::new(ErrorCode::NotFound, "No such live session."));
     }
     state
-        .auth
+        .service
         .refresh
         .revoke(&session_id, RevokeReason::Revoked, now)
         .await?;
@@ -318,11 +325,11 @@ pub async fn revoke_session(
 }
 
 pub async fn revoke_all_sessions(
-    State(state): State<AppState>,
+    State(state): State<AuthContext>,
     auth: Authenticated,
 ) -> Result<StatusCode, Failure> {
     let now = state.clock.now_ms();
-    let count = state.auth.refresh.revoke_all(&auth.user.id, now).await?;
+    let count = state.service.refresh.revoke_all(&auth.user.id, now).await?;
     tracing::info!(user_id = %auth.user.id, count, "all sessions revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -332,7 +339,7 @@ pub async fn refresh_server_fn() -> Result<TokenResponse, ApiError> {
     use leptos::prelude::expect_context;
     use leptos_axum::ResponseOptions;
 
-    let state = expect_context::<AppState>();
+    let state = expect_context::<AuthContext>();
     let response = expect_context::<ResponseOptions>();
     let jar: CookieJar = leptos_axum::extract().await.unwrap_or_default();
     let outcome = rotate(&state, &jar).await;
@@ -344,7 +351,7 @@ pub async fn refresh_server_fn() -> Result<TokenResponse, ApiError> {
     let set_cookies = match &outcome {
         Ok((_, cookies)) => Some(cookies.clone()),
         // The cookie is worthless now: tell the browser to drop it.
-        Err(failure) if failure.code.ends_session() => Some(state.auth.cookies.clear()),
+        Err(failure) if failure.code.ends_session() => Some(state.service.cookies.clear()),
         // A database fault keeps the cookie: the client retries later.
         Err(_) => None,
     };
@@ -364,7 +371,7 @@ pub async fn refresh_server_fn() -> Result<TokenResponse, ApiError> {
 
 type Cookies = [axum_extra::extract::cookie::Cookie<'static>; 2];
 
-async fn rotate(state: &AppState, jar: &CookieJar) -> Result<(TokenResponse, Cookies), Failure> {
+async fn rotate(state: &AuthContext, jar: &CookieJar) -> Result<(TokenResponse, Cookies), Failure> {
     let invalid = || {
         Failure::new(
             ErrorCode::InvalidToken,
@@ -372,14 +379,14 @@ async fn rotate(state: &AppState, jar: &CookieJar) -> Result<(TokenResponse, Coo
         )
     };
     let presented = state
-        .auth
+        .service
         .cookies
         .read(jar)
         .and_then(RefreshToken::parse)
         .ok_or_else(invalid)?;
     let now = state.clock.now_ms();
     let (issued, user) = state
-        .auth
+        .service
         .refresh
         .rotate(&presented, now)
         .await
@@ -400,11 +407,11 @@ async fn rotate(state: &AppState, jar: &CookieJar) -> Result<(TokenResponse, Coo
             RotateError::Database(e) => e.into(),
         })?;
     let access = state
-        .auth
+        .service
         .access
         .issue(&issued.user_id, &issued.session_id, now);
     let cookies = state
-        .auth
+        .service
         .cookies
         .issue(issued.token.encode(), issued.cookie_max_age);
     Ok((
