@@ -8,8 +8,6 @@
 //! looking at its first characters: the browser strips tabs and newlines and
 //! reads `\` as `/`, so `/\t/evil.example` is `//evil.example` to it.
 
-use url::{Position, Url};
-
 /// Where a missing or refused `next` goes.
 pub const DEFAULT_NEXT: &str = "/dashboard";
 
@@ -44,24 +42,60 @@ fn same_origin_path(next: &str) -> Option<String> {
     {
         return None;
     }
-    let base = Url::parse(BASE).ok()?;
-    let url = base.join(next).ok()?;
-    if url.scheme() != base.scheme()
-        || url.host_str() != base.host_str()
-        || url.port_or_known_default() != base.port_or_known_default()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
+    let resolved = resolve(next)?;
+    if !resolved.same_origin_as_base {
         return None;
     }
-    let path = url.path();
+    let path = resolved.path.as_str();
     // `/.//evil` normalises to the path `//evil`, which a browser reads as
     // another host; an encoded separator or control in the path is no page
     // of ours and turns into one of those if anything decodes it once more.
     if path.starts_with("//") || has_encoded_separator_or_control(path) {
         return None;
     }
-    Some(url[Position::BeforePath..].to_string())
+    Some(resolved.path_query_fragment)
+}
+
+/// `next` resolved against [`BASE`] by a WHATWG URL parser.
+struct Resolved {
+    /// Same scheme, host and port as the base, and no user info.
+    same_origin_as_base: bool,
+    path: String,
+    path_query_fragment: String,
+}
+
+/// On the server, the `url` crate.
+#[cfg(not(all(feature = "hydrate", not(feature = "ssr"))))]
+fn resolve(next: &str) -> Option<Resolved> {
+    use url::{Position, Url};
+    let base = Url::parse(BASE).ok()?;
+    let url = base.join(next).ok()?;
+    Some(Resolved {
+        same_origin_as_base: url.scheme() == base.scheme()
+            && url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default()
+            && url.username().is_empty()
+            && url.password().is_none(),
+        path: url.path().to_string(),
+        path_query_fragment: url[Position::BeforePath..].to_string(),
+    })
+}
+
+/// In the browser, the browser's own parser: the same rules, and no URL
+/// parser (with its Unicode tables) compiled into the WASM.
+#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+fn resolve(next: &str) -> Option<Resolved> {
+    let base = web_sys::Url::new(BASE).ok()?;
+    let url = web_sys::Url::new_with_base(next, BASE).ok()?;
+    Some(Resolved {
+        // `host` includes the port, so this compares the origin.
+        same_origin_as_base: url.protocol() == base.protocol()
+            && url.host() == base.host()
+            && url.username().is_empty()
+            && url.password().is_empty(),
+        path: url.pathname(),
+        path_query_fragment: format!("{}{}{}", url.pathname(), url.search(), url.hash()),
+    })
 }
 
 /// `%2F`, `%5C` or `%00`..`%1F`, `%7F`, in either case.
