@@ -39,7 +39,7 @@ impl AppState {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let auth = AuthContext::new(&config, pool, clock);
+        let auth = AuthContext::new(&config, pool.into(), clock);
         Self(Arc::new(SharedState {
             leptos_options,
             config,
@@ -65,12 +65,6 @@ impl FromRef<AppState> for LeptosOptions {
 impl FromRef<AppState> for AuthContext {
     fn from_ref(state: &AppState) -> Self {
         state.auth.clone()
-    }
-}
-
-impl FromRef<AppState> for SqlitePool {
-    fn from_ref(state: &AppState) -> Self {
-        state.auth.pool.clone()
     }
 }
 
@@ -340,7 +334,7 @@ async fn housekeeping(state: AppState) {
         tick.tick().await;
         let now = state.auth.clock.now_ms();
         state.auth.service.throttle.prune(now);
-        match state.auth.service.refresh.purge_ended(now, RETENTION).await {
+        match state.auth.store.purge_ended(now, RETENTION).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "purged ended sessions"),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
@@ -353,8 +347,10 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn readyz(axum::extract::State(pool): axum::extract::State<SqlitePool>) -> impl IntoResponse {
-    if crate::db::is_ready(&pool).await {
+async fn readyz(
+    axum::extract::State(auth): axum::extract::State<AuthContext>,
+) -> impl IntoResponse {
+    if auth.store.is_ready().await {
         (
             StatusCode::OK,
             Json(serde_json::json!({ "status": "ready" })),

@@ -37,8 +37,7 @@ async fn purge_removes_only_sessions_ended_before_the_retention() {
     let purged = app
         .state
         .auth
-        .service
-        .refresh
+        .store
         .purge_ended(now, 120 * MINUTE)
         .await
         .unwrap();

@@ -9,10 +9,9 @@ use axum::{
 
 use super::error::Failure;
 use super::model::{ErrorCode, Session};
-use super::sessions;
 use super::state::AuthContext;
+use super::store::{Ended, UserRow};
 use super::tokens::Claims;
-use super::users::UserRow;
 
 pub struct Authenticated {
     pub user: UserRow,
@@ -108,14 +107,21 @@ where
             .access
             .verify(token, now)
             .map_err(|code| reject(code, true))?;
-        let lifetimes = state.service.refresh.lifetimes();
-        let live = sessions::live(&state.pool, &claims.sub, &claims.sid, &lifetimes, now)
+        let live = state
+            .store
+            .live(&claims.sub, &claims.sid, now)
             .await
             .map_err(|e| BearerRejection {
                 failure: e.into(),
                 token_sent: true,
             })?
-            .map_err(|code| reject(code, true))?;
+            .map_err(|ended| {
+                let code = match ended {
+                    Ended::Expired => ErrorCode::SessionExpired,
+                    Ended::Revoked => ErrorCode::SessionRevoked,
+                };
+                reject(code, true)
+            })?;
         Ok(Self {
             user: live.user,
             session: live.session,

@@ -20,10 +20,9 @@ use super::cookies;
 use super::error::Failure;
 use super::guard::{too_large, ClientAddress};
 use super::model::{ApiError, Dashboard, ErrorCode, Session, TokenResponse, User};
-use super::refresh::{RefreshToken, RevokeReason, RotateError};
-use super::sessions;
+use super::refresh::RefreshToken;
 use super::state::AuthContext;
-use super::users::{self, CreateError, UserRow};
+use super::store::{CreateError, RevokeReason, RotateError, UserRow};
 use super::validate::{check_new_password, email_key, parse_email, PASSWORD_MAX_BYTES};
 
 /// Longest user agent kept with a session.
@@ -100,8 +99,7 @@ async fn sign_in(
 ) -> Result<SignedIn, Failure> {
     let now = state.clock.now_ms();
     let issued = state
-        .service
-        .refresh
+        .store
         .start_session(&user.id, user_agent(headers).as_deref(), now)
         .await?;
     let access = state
@@ -164,7 +162,7 @@ pub async fn create_account(
     let email = parse_email(&form.email).map_err(Failure::invalid_input)?;
     check_new_password(&form.password).map_err(Failure::invalid_input)?;
     let hash = state.service.passwords.hash(&form.password).await?;
-    let user = match users::create(&state.pool, &email, &hash, now).await {
+    let user = match state.store.create_user(&email, &hash, now).await {
         Ok(user) => user,
         Err(CreateError::EmailTaken) => {
             return Err(Failure::new(
@@ -207,7 +205,7 @@ pub async fn log_in(
     // Unknown email and wrong password take the same path and time.
     // A 503 before the check starts (database, hashing slots) drops the
     // attempt unchecked: it counts nothing.
-    let account = users::credentials(&state.pool, &key).await?;
+    let account = state.store.credentials(&key).await?;
     let password = if form.password.len() > PASSWORD_MAX_BYTES {
         ""
     } else {
@@ -227,7 +225,7 @@ pub async fn log_in(
     match account {
         Some(account) if verified && !password.is_empty() => {
             attempt.succeeded();
-            sign_in(state, jar, &account.into_row(), headers).await
+            sign_in(state, jar, &account.user, headers).await
         }
         _ => {
             attempt.failed(state.clock.now_ms());
@@ -249,11 +247,10 @@ pub async fn logout(State(state): State<AuthContext>, jar: CookieJar) -> Result<
         .read(&jar)
         .and_then(RefreshToken::parse);
     if let Some(token) = presented {
-        if let Some(session_id) = state.service.refresh.session_of(&token).await? {
+        if let Some(session_id) = state.store.session_of(&token).await? {
             let now = state.clock.now_ms();
             state
-                .service
-                .refresh
+                .store
                 .revoke(&session_id, RevokeReason::Logout, now)
                 .await?;
             tracing::info!(%session_id, "logged out");
@@ -270,16 +267,11 @@ pub async fn me(auth: Authenticated) -> Json<User> {
 impl Authenticated {
     /// This user's live sessions, newest first, the caller's marked current.
     async fn live_sessions(&self, state: &AuthContext) -> Result<Vec<Session>, Failure> {
-        let lifetimes = state.service.refresh.lifetimes();
         let now = state.clock.now_ms();
-        Ok(sessions::list_live(
-            &state.pool,
-            &self.user.id,
-            &self.session.id,
-            &lifetimes,
-            now,
-        )
-        .await?)
+        Ok(state
+            .store
+            .list_live(&self.user.id, &self.session.id, now)
+            .await?)
     }
 }
 
@@ -310,14 +302,16 @@ pub async fn revoke_session(
     Path(session_id): Path<String>,
 ) -> Result<StatusCode, Failure> {
     let now = state.clock.now_ms();
-    let lifetimes = state.service.refresh.lifetimes();
     // Another user's session, or a dead one, is simply not found.
-    if !sessions::is_live_of(&state.pool, &auth.user.id, &session_id, &lifetimes, now).await? {
+    if !state
+        .store
+        .is_live_of(&auth.user.id, &session_id, now)
+        .await?
+    {
         return Err(Failure::new(ErrorCode::NotFound, "No such live session."));
     }
     state
-        .service
-        .refresh
+        .store
         .revoke(&session_id, RevokeReason::Revoked, now)
         .await?;
     tracing::info!(%session_id, user_id = %auth.user.id, "session revoked");
@@ -329,7 +323,7 @@ pub async fn revoke_all_sessions(
     auth: Authenticated,
 ) -> Result<StatusCode, Failure> {
     let now = state.clock.now_ms();
-    let count = state.service.refresh.revoke_all(&auth.user.id, now).await?;
+    let count = state.store.revoke_all(&auth.user.id, now).await?;
     tracing::info!(user_id = %auth.user.id, count, "all sessions revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -386,8 +380,7 @@ async fn rotate(state: &AuthContext, jar: &CookieJar) -> Result<(TokenResponse, 
         .ok_or_else(invalid)?;
     let now = state.clock.now_ms();
     let (issued, user) = state
-        .service
-        .refresh
+        .store
         .rotate(&presented, now)
         .await
         .map_err(|e| match e {

@@ -1,4 +1,4 @@
-//! Authentication: the server half (tokens, refresh store, endpoints) and the
+//! Authentication: the server half (tokens, the store, endpoints) and the
 //! browser half (the client that holds the access token) side by side.
 
 pub mod api;
@@ -26,12 +26,10 @@ pub mod refresh;
 #[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
-pub mod sessions;
-#[cfg(feature = "ssr")]
 pub mod state;
+#[cfg(feature = "ssr")]
+pub mod store;
 #[cfg(feature = "ssr")]
 pub mod throttle;
 #[cfg(feature = "ssr")]
 pub mod tokens;
-#[cfg(feature = "ssr")]
-pub mod users;

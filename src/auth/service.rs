@@ -2,20 +2,16 @@
 
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
-
 use crate::config::Config;
 
 use super::cookies::CookiePolicy;
 use super::password::{Passwords, SLOT_WAIT};
-use super::refresh::{Lifetimes, RefreshKeys, RefreshStore};
 use super::throttle::{Limits, Throttle, DEFAULT_MAX_ENTRIES};
 use super::tokens::AccessTokens;
 
 #[derive(Clone)]
 pub struct Auth {
     pub access: Arc<AccessTokens>,
-    pub refresh: RefreshStore,
     pub passwords: Passwords,
     pub throttle: Throttle,
     pub cookies: CookiePolicy,
@@ -25,12 +21,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(config: &Config, pool: SqlitePool) -> Self {
-        let lifetimes = Lifetimes {
-            idle: config.refresh_token_ttl,
-            absolute: config.session_max_age,
-            grace: config.refresh_reuse_grace,
-        };
+    pub fn new(config: &Config) -> Self {
         // Leave one core free of argon2, so refreshes never wait behind a
         // burst of logins (on one core there is no choice).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -42,11 +33,6 @@ impl Auth {
                 &config.audience,
                 config.access_token_ttl,
             )),
-            refresh: RefreshStore::new(
-                pool,
-                RefreshKeys::new(config.refresh_secret.expose()),
-                lifetimes,
-            ),
             passwords: Passwords::new(hashing_slots, SLOT_WAIT),
             throttle: Throttle::new(
                 Limits {

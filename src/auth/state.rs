@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
-
 use crate::clock::Clock;
 use crate::config::Config;
 
+use super::refresh::RefreshKeys;
 use super::service::Auth;
+use super::store::{Backend, Lifetimes, Store};
 
 /// Cheap to clone: one shared pointer. (Not `AuthState`: that name is the
 /// browser client's state, in `auth::client`.)
@@ -18,20 +18,28 @@ use super::service::Auth;
 pub struct AuthContext(Arc<AuthParts>);
 
 pub struct AuthParts {
-    /// The database, until the store seam stands in front of it.
-    pub pool: SqlitePool,
+    /// Users, sessions and refresh tokens, and the rules over them: the
+    /// only way auth reaches the database.
+    pub store: Store,
     pub clock: Arc<dyn Clock>,
-    /// Tokens, refresh store, passwords, throttle and request policy.
+    /// Access tokens, passwords, throttle and request policy.
     pub service: Auth,
 }
 
 impl AuthContext {
-    pub fn new(config: &Config, pool: SqlitePool, clock: Arc<dyn Clock>) -> Self {
-        let service = Auth::new(config, pool.clone());
+    /// `backend` is the database the server connected to (a `SqlitePool`
+    /// converts into one).
+    pub fn new(config: &Config, backend: Backend, clock: Arc<dyn Clock>) -> Self {
+        let lifetimes = Lifetimes {
+            idle: config.refresh_token_ttl,
+            absolute: config.session_max_age,
+            grace: config.refresh_reuse_grace,
+        };
+        let keys = RefreshKeys::new(config.refresh_secret.expose());
         Self(Arc::new(AuthParts {
-            pool,
+            store: Store::new(backend, keys, lifetimes),
             clock,
-            service,
+            service: Auth::new(config),
         }))
     }
 }

@@ -1,0 +1,502 @@
+//! The store: the one door to the database for users, sessions and refresh
+//! tokens. Handlers, the bearer check and the pages call its methods; none
+//! of them sees a pool or writes SQL.
+//!
+//! The rules are Rust, written once, in `rules`: when a session is live,
+//! and what a presented refresh token gets. An engine (`sqlite.rs`; the
+//! PostgreSQL one follows) only reads and writes rows, through the small
+//! `Engine` interface below. Its one subtle method is `spend`: a
+//! conditional write that succeeds only while the parent token is still
+//! unspent and its session not revoked, so two requests that both decided
+//! to spend one token can't both do it, whatever the engine's isolation.
+
+pub mod rules;
+mod sqlite;
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::clock::{as_ms, rfc3339, Millis};
+
+use super::model::{Session, User};
+use super::password::PasswordHashString;
+use super::refresh::{RefreshKeys, RefreshToken};
+use super::validate::Email;
+
+use rules::{decide, Decision, Liveness, Refusal, SessionTimes, TokenState};
+pub use rules::{Lifetimes, RevokeReason};
+
+/// The engines' error. Every engine speaks through sqlx, so its error is
+/// the common currency; the HTTP layer answers any of them with a 503.
+pub type StoreError = sqlx::Error;
+
+/// A user as the API shows them.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub created_at: Millis,
+}
+
+impl UserRow {
+    pub fn to_user(&self) -> User {
+        User {
+            id: self.id.clone(),
+            email: self.email.clone(),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+/// An account with its password hash, for login only.
+pub struct Credentials {
+    pub user: UserRow,
+    pub password_hash: String,
+}
+
+pub enum CreateError {
+    EmailTaken,
+    Database(StoreError),
+}
+
+/// A session as stored, without its user.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: String,
+    pub created_at: Millis,
+    pub user_agent: Option<String>,
+    pub times: SessionTimes,
+}
+
+impl SessionRecord {
+    fn to_session(&self, current_id: &str) -> Session {
+        Session {
+            id: self.id.clone(),
+            created_at: rfc3339(self.created_at),
+            last_used_at: rfc3339(self.times.last_used_at),
+            user_agent: self.user_agent.clone(),
+            current: self.id == current_id,
+        }
+    }
+}
+
+/// The user and session behind a verified access token.
+pub struct LiveSession {
+    pub user: UserRow,
+    pub session: Session,
+}
+
+/// Why a session behind an access token no longer counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Expired,
+    /// Logged out, revoked, killed by reuse, or gone altogether.
+    Revoked,
+}
+
+/// A token handed out, and how long its cookie should live.
+#[derive(Debug)]
+pub struct RefreshGrant {
+    pub token: RefreshToken,
+    pub user_id: String,
+    pub session_id: String,
+    pub cookie_max_age: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    #[error("unknown refresh token")]
+    Unknown,
+    #[error("session expired")]
+    Expired,
+    #[error("session revoked")]
+    Revoked,
+    #[error("refresh token reused")]
+    Reused { session_id: String },
+    #[error(transparent)]
+    Database(#[from] StoreError),
+}
+
+/// A presented refresh token, its successor and its session, as an engine
+/// reads them in one query.
+pub struct Presented {
+    pub token_id: i64,
+    pub session_id: String,
+    pub user: UserRow,
+    pub state: TokenState,
+}
+
+/// A new session and its first refresh token.
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub now: Millis,
+    pub expires_at: Millis,
+    pub user_agent: Option<&'a str>,
+    pub token_hash: &'a [u8],
+}
+
+/// Spending a parent token: mark it used at `now`, store its successor,
+/// and touch the session; all of it, or nothing when the parent is spent
+/// already or the session revoked.
+pub struct Spend<'a> {
+    pub parent_id: i64,
+    pub session_id: &'a str,
+    pub successor_hash: &'a [u8],
+    pub now: Millis,
+}
+
+/// What an engine does: rows in, rows out, no rules. Each write is one
+/// transaction. (Futures are `Send`: handlers hold them across awaits.)
+trait Engine {
+    /// Inserts a user; `EmailTaken` when `email_key` exists.
+    fn create_user(
+        &self,
+        user: &UserRow,
+        email_key: &str,
+        password_hash: &str,
+    ) -> impl Future<Output = Result<(), CreateError>> + Send;
+
+    fn credentials(
+        &self,
+        email_key: &str,
+    ) -> impl Future<Output = Result<Option<Credentials>, StoreError>> + Send;
+
+    fn start_session(
+        &self,
+        session: &NewSession<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The token with this hash, whether its successor is unused, its
+    /// session and user: one read.
+    fn presented(
+        &self,
+        token_hash: &[u8],
+    ) -> impl Future<Output = Result<Option<Presented>, StoreError>> + Send;
+
+    /// The conditional write of rotation. `false` when it changed nothing:
+    /// the parent was spent or its session revoked since it was read.
+    fn spend(&self, spend: &Spend<'_>) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn session_of(
+        &self,
+        token_hash: &[u8],
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Revokes one session unless it is revoked already; `true` if it was.
+    fn revoke(
+        &self,
+        session_id: &str,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Revokes every unrevoked session of a user; how many.
+    fn revoke_all(
+        &self,
+        user_id: &str,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// A session of this user, with the user.
+    fn session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> impl Future<Output = Result<Option<(UserRow, SessionRecord)>, StoreError>> + Send;
+
+    /// Every stored session of a user, newest first.
+    fn sessions_of(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<SessionRecord>, StoreError>> + Send;
+
+    /// Deletes, with their tokens, sessions that ended before `cutoff`:
+    /// capped, revoked, or idle for `idle_ms` by then.
+    fn purge_ended(
+        &self,
+        cutoff: Millis,
+        idle_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Answers, and accepts a write transaction.
+    fn is_ready(&self) -> impl Future<Output = bool> + Send;
+}
+
+/// Which database stands behind the store. A second engine is a second
+/// variant, and one more arm in `engine!`.
+#[derive(Clone)]
+pub enum Backend {
+    Sqlite(sqlite::Sqlite),
+}
+
+/// Runs `$call` on whichever engine stands behind `$store`.
+macro_rules! engine {
+    ($store:expr, $engine:ident => $call:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($engine) => $call.await,
+        }
+    };
+}
+
+/// Users, sessions and refresh tokens, with the rules that govern them.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    keys: RefreshKeys,
+    lifetimes: Lifetimes,
+}
+
+impl Store {
+    pub fn new(backend: Backend, keys: RefreshKeys, lifetimes: Lifetimes) -> Self {
+        Self {
+            backend,
+            keys,
+            lifetimes,
+        }
+    }
+
+    pub fn lifetimes(&self) -> Lifetimes {
+        self.lifetimes
+    }
+
+    // Users.
+
+    pub async fn create_user(
+        &self,
+        email: &Email,
+        password_hash: &PasswordHashString,
+        now: Millis,
+    ) -> Result<UserRow, CreateError> {
+        let user = UserRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            email: email.display.clone(),
+            created_at: now,
+        };
+        engine!(self, e => e.create_user(&user, &email.key, &password_hash.0))?;
+        Ok(user)
+    }
+
+    pub async fn credentials(&self, email_key: &str) -> Result<Option<Credentials>, StoreError> {
+        engine!(self, e => e.credentials(email_key))
+    }
+
+    // Sessions and their refresh tokens.
+
+    /// Opens a session for a user who just proved who they are.
+    pub async fn start_session(
+        &self,
+        user_id: &str,
+        user_agent: Option<&str>,
+        now: Millis,
+    ) -> Result<RefreshGrant, StoreError> {
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let token = RefreshToken::generate();
+        let times = SessionTimes {
+            last_used_at: now,
+            expires_at: now.saturating_add(as_ms(self.lifetimes.absolute)),
+            revoked: None,
+        };
+        let token_hash = self.keys.hash(&token);
+        let session = NewSession {
+            id: &session_id,
+            user_id,
+            now,
+            expires_at: times.expires_at,
+            user_agent,
+            token_hash: &token_hash,
+        };
+        engine!(self, e => e.start_session(&session))?;
+        Ok(RefreshGrant {
+            token,
+            user_id: user_id.to_string(),
+            cookie_max_age: times.cookie_max_age(now, &self.lifetimes),
+            session_id,
+        })
+    }
+
+    /// Rotation: read the presented token, decide by the rule
+    /// (`rules::decide`), apply. A spend is a conditional write; losing it
+    /// means another request spent the token between this one's read and
+    /// write, so this one reads again and decides again (now a replay
+    /// inside the grace window, or reuse).
+    pub async fn rotate(
+        &self,
+        presented: &RefreshToken,
+        now: Millis,
+    ) -> Result<(RefreshGrant, UserRow), RotateError> {
+        let presented_hash = self.keys.hash(presented);
+        // A spend can be lost once: after that the token is spent, and the
+        // rule never says spend for a spent token.
+        for _ in 0..2 {
+            let found = engine!(self, e => e.presented(&presented_hash))?;
+            if let Some(outcome) = self.settle(presented, found, now).await? {
+                return Ok(outcome);
+            }
+        }
+        // Lost twice: nothing in this store spends a token twice, so the
+        // token is not what it seemed.
+        Err(RotateError::Unknown)
+    }
+
+    /// Decides what `found` (the presented token as just read) gets, and
+    /// applies it. `None` when the spend was lost to another request.
+    async fn settle(
+        &self,
+        presented: &RefreshToken,
+        found: Option<Presented>,
+        now: Millis,
+    ) -> Result<Option<(RefreshGrant, UserRow)>, RotateError> {
+        let decision = decide(found.as_ref().map(|p| &p.state), now, &self.lifetimes);
+        let Some(found) = found else {
+            return Err(RotateError::Unknown);
+        };
+        let successor = self.keys.successor(presented);
+        match decision {
+            Decision::Spend => {
+                let successor_hash = self.keys.hash(&successor);
+                let spend = Spend {
+                    parent_id: found.token_id,
+                    session_id: &found.session_id,
+                    successor_hash: &successor_hash,
+                    now,
+                };
+                if !engine!(self, e => e.spend(&spend))? {
+                    return Ok(None);
+                }
+                let touched = SessionTimes {
+                    last_used_at: now,
+                    ..found.state.session
+                };
+                Ok(Some(self.grant(successor, found, touched, now)))
+            }
+            Decision::Replay => {
+                let untouched = found.state.session;
+                Ok(Some(self.grant(successor, found, untouched, now)))
+            }
+            Decision::RevokeForReuse => {
+                engine!(self, e => e.revoke(&found.session_id, RevokeReason::Reuse, now))?;
+                tracing::warn!(
+                    session_id = %found.session_id,
+                    "refresh token reuse detected; session revoked"
+                );
+                Err(RotateError::Reused {
+                    session_id: found.session_id,
+                })
+            }
+            Decision::Refuse(refusal) => Err(match refusal {
+                Refusal::Unknown => RotateError::Unknown,
+                Refusal::Expired => RotateError::Expired,
+                Refusal::Revoked => RotateError::Revoked,
+                Refusal::Reused => RotateError::Reused {
+                    session_id: found.session_id,
+                },
+            }),
+        }
+    }
+
+    fn grant(
+        &self,
+        successor: RefreshToken,
+        found: Presented,
+        session: SessionTimes,
+        now: Millis,
+    ) -> (RefreshGrant, UserRow) {
+        let grant = RefreshGrant {
+            token: successor,
+            user_id: found.user.id.clone(),
+            session_id: found.session_id,
+            cookie_max_age: session.cookie_max_age(now, &self.lifetimes),
+        };
+        (grant, found.user)
+    }
+
+    /// The session a token (spent or not) belongs to, if any.
+    pub async fn session_of(&self, token: &RefreshToken) -> Result<Option<String>, StoreError> {
+        let hash = self.keys.hash(token);
+        engine!(self, e => e.session_of(&hash))
+    }
+
+    /// Ends one session; every refresh and access token of it dies with it.
+    pub async fn revoke(
+        &self,
+        session_id: &str,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        engine!(self, e => e.revoke(session_id, reason, now))
+    }
+
+    /// Ends every session of a user.
+    pub async fn revoke_all(&self, user_id: &str, now: Millis) -> Result<u64, StoreError> {
+        engine!(self, e => e.revoke_all(user_id, RevokeReason::Revoked, now))
+    }
+
+    /// The bearer check's one read: is the token's session still live, and
+    /// whose is it? A session that is gone (deleted with its user, or
+    /// purged after it ended) counts as revoked.
+    pub async fn live(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now: Millis,
+    ) -> Result<Result<LiveSession, Ended>, StoreError> {
+        let Some((user, record)) = engine!(self, e => e.session(user_id, session_id))? else {
+            return Ok(Err(Ended::Revoked));
+        };
+        Ok(match record.times.liveness(now, &self.lifetimes) {
+            Liveness::Live => Ok(LiveSession {
+                session: record.to_session(session_id),
+                user,
+            }),
+            Liveness::Expired => Err(Ended::Expired),
+            Liveness::Revoked(_) => Err(Ended::Revoked),
+        })
+    }
+
+    /// The user's live sessions, newest first, `current_id` marked.
+    /// Sessions that ended are filtered here, by the same rule; housekeeping
+    /// deletes them after a while, so the list read stays short.
+    pub async fn list_live(
+        &self,
+        user_id: &str,
+        current_id: &str,
+        now: Millis,
+    ) -> Result<Vec<Session>, StoreError> {
+        let records = engine!(self, e => e.sessions_of(user_id))?;
+        Ok(records
+            .iter()
+            .filter(|r| r.times.is_live(now, &self.lifetimes))
+            .map(|r| r.to_session(current_id))
+            .collect())
+    }
+
+    /// True when `session_id` is a live session of `user_id`.
+    pub async fn is_live_of(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let found = engine!(self, e => e.session(user_id, session_id))?;
+        Ok(found.is_some_and(|(_, record)| record.times.is_live(now, &self.lifetimes)))
+    }
+
+    // Housekeeping and readiness.
+
+    /// Deletes sessions that ended more than `retention` ago, with their
+    /// tokens. Live sessions keep their spent tokens: reuse detection
+    /// needs them.
+    pub async fn purge_ended(&self, now: Millis, retention: Duration) -> Result<u64, StoreError> {
+        let cutoff = now.saturating_sub(as_ms(retention));
+        let idle = as_ms(self.lifetimes.idle);
+        engine!(self, e => e.purge_ended(cutoff, idle))
+    }
+
+    /// True when the database answers and accepts a write transaction.
+    pub async fn is_ready(&self) -> bool {
+        engine!(self, e => e.is_ready())
+    }
+}

@@ -1,0 +1,510 @@
+//! The SQLite engine: the store's rows in one file. Writes run in
+//! `BEGIN IMMEDIATE` transactions, which take SQLite's one write lock at
+//! the start, so a transaction never fails halfway for want of it.
+//!
+//! Writers also queue on an in-process mutex first, in order: that beats
+//! letting them poll the lock in SQLite's busy handler, which sleeps in
+//! steps of up to 100 ms and makes the tail latency of refresh. The queue
+//! is for speed only; rotation is correct without it, because `spend` is a
+//! conditional write.
+
+use std::sync::Arc;
+
+use sqlx::SqlitePool;
+
+use crate::clock::Millis;
+
+use super::rules::{RevokeReason, SessionTimes, TokenState};
+use super::{
+    Backend, CreateError, Credentials, Engine, NewSession, Presented, SessionRecord, Spend,
+    StoreError, UserRow,
+};
+
+#[derive(Clone)]
+pub struct Sqlite {
+    pool: SqlitePool,
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl From<SqlitePool> for Backend {
+    fn from(pool: SqlitePool) -> Self {
+        Backend::Sqlite(Sqlite {
+            pool,
+            writer: Arc::default(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserFields {
+    id: String,
+    email: String,
+    created_at: i64,
+}
+
+impl From<UserFields> for UserRow {
+    fn from(row: UserFields) -> Self {
+        UserRow {
+            id: row.id,
+            email: row.email,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CredentialFields {
+    #[sqlx(flatten)]
+    user: UserFields,
+    password_hash: String,
+}
+
+/// A session row's clock.
+#[derive(sqlx::FromRow)]
+struct TimesFields {
+    last_used_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    revoked_reason: Option<String>,
+}
+
+impl From<TimesFields> for SessionTimes {
+    fn from(row: TimesFields) -> Self {
+        SessionTimes {
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+            revoked: row.revoked_at.map(|_| {
+                row.revoked_reason
+                    .as_deref()
+                    .map_or(RevokeReason::Revoked, RevokeReason::from_stored)
+            }),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionFields {
+    id: String,
+    created_at: i64,
+    user_agent: Option<String>,
+    #[sqlx(flatten)]
+    times: TimesFields,
+}
+
+impl From<SessionFields> for SessionRecord {
+    fn from(row: SessionFields) -> Self {
+        SessionRecord {
+            id: row.id,
+            created_at: row.created_at,
+            user_agent: row.user_agent,
+            times: row.times.into(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionWithUser {
+    user_id: String,
+    email: String,
+    user_created_at: i64,
+    #[sqlx(flatten)]
+    session: SessionFields,
+}
+
+#[derive(sqlx::FromRow)]
+struct PresentedFields {
+    token_id: i64,
+    session_id: String,
+    used_at: Option<i64>,
+    successor_unused: bool,
+    user_id: String,
+    email: String,
+    user_created_at: i64,
+    #[sqlx(flatten)]
+    times: TimesFields,
+}
+
+/// The columns of a session as `SessionFields` reads them, from `s`.
+const SESSION_COLUMNS: &str =
+    "s.id, s.created_at, s.user_agent, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason";
+
+impl Engine for Sqlite {
+    async fn create_user(
+        &self,
+        user: &UserRow,
+        email_key: &str,
+        password_hash: &str,
+    ) -> Result<(), CreateError> {
+        let _writer = self.writer.lock().await;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, email_key, password_hash, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(email_key)
+        .bind(password_hash)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(CreateError::EmailTaken)
+            }
+            Err(e) => Err(CreateError::Database(e)),
+        }
+    }
+
+    async fn credentials(&self, email_key: &str) -> Result<Option<Credentials>, StoreError> {
+        let row: Option<CredentialFields> = sqlx::query_as(
+            "SELECT id, email, created_at, password_hash FROM users WHERE email_key = ?",
+        )
+        .bind(email_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| Credentials {
+            user: row.user.into(),
+            password_hash: row.password_hash,
+        }))
+    }
+
+    async fn start_session(&self, session: &NewSession<'_>) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5);
+             INSERT INTO refresh_tokens (session_id, token_hash, issued_at) VALUES (?1, ?6, ?3);",
+        )
+        .bind(session.id)
+        .bind(session.user_id)
+        .bind(session.now)
+        .bind(session.expires_at)
+        .bind(session.user_agent)
+        .bind(session.token_hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    async fn presented(&self, token_hash: &[u8]) -> Result<Option<Presented>, StoreError> {
+        let row: Option<PresentedFields> = sqlx::query_as(
+            "SELECT t.id AS token_id, t.session_id, t.used_at,
+                    successor.id IS NOT NULL AND successor.used_at IS NULL AS successor_unused,
+                    s.user_id, u.email, u.created_at AS user_created_at,
+                    s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason
+             FROM refresh_tokens t
+             JOIN sessions s ON s.id = t.session_id
+             JOIN users u ON u.id = s.user_id
+             LEFT JOIN refresh_tokens successor ON successor.id = t.successor_id
+             WHERE t.token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| Presented {
+            token_id: row.token_id,
+            session_id: row.session_id,
+            user: UserRow {
+                id: row.user_id,
+                email: row.email,
+                created_at: row.user_created_at,
+            },
+            state: TokenState {
+                used_at: row.used_at,
+                successor_unused: row.successor_unused,
+                session: row.times.into(),
+            },
+        }))
+    }
+
+    async fn spend(&self, spend: &Spend<'_>) -> Result<bool, StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // The condition: what the decision read still holds. Nothing else
+        // a concurrent request can change decides a spend (a session has
+        // one unspent token, so nobody else can touch its clock).
+        let spent = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ?1
+             WHERE id = ?2 AND used_at IS NULL
+               AND EXISTS (SELECT 1 FROM sessions WHERE id = ?3 AND revoked_at IS NULL)",
+        )
+        .bind(spend.now)
+        .bind(spend.parent_id)
+        .bind(spend.session_id)
+        .execute(&mut *tx)
+        .await?;
+        if spent.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
+             VALUES (?3, ?4, ?2, ?1);
+             UPDATE refresh_tokens SET successor_id = last_insert_rowid() WHERE id = ?2 AND used_at = ?1;
+             UPDATE sessions SET last_used_at = ?1 WHERE id = ?3;",
+        )
+        .bind(spend.now)
+        .bind(spend.parent_id)
+        .bind(spend.session_id)
+        .bind(spend.successor_hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn session_of(&self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    async fn revoke(
+        &self,
+        session_id: &str,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?, revoked_reason = ?
+             WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?, revoked_reason = ?
+             WHERE user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<Option<(UserRow, SessionRecord)>, StoreError> {
+        let row: Option<SessionWithUser> = sqlx::query_as(&format!(
+            "SELECT u.id AS user_id, u.email, u.created_at AS user_created_at, {SESSION_COLUMNS}
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = ? AND s.user_id = ?"
+        ))
+        .bind(session_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| {
+            let user = UserRow {
+                id: row.user_id,
+                email: row.email,
+                created_at: row.user_created_at,
+            };
+            (user, row.session.into())
+        }))
+    }
+
+    async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows: Vec<SessionFields> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s
+             WHERE s.user_id = ?
+             ORDER BY s.created_at DESC, s.id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn purge_ended(&self, cutoff: Millis, idle_ms: i64) -> Result<u64, StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "DELETE FROM sessions
+             WHERE expires_at < ?1 OR revoked_at < ?1 OR last_used_at + ?2 < ?1",
+        )
+        .bind(cutoff)
+        .bind(idle_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn is_ready(&self) -> bool {
+        crate::db::is_ready(&self.pool).await
+    }
+}
+
+/// The conditional write at work, on a real database file: two requests
+/// that both read a token unspent and both decide to spend it.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{Lifetimes, RefreshGrant, RotateError, Store};
+    use super::*;
+    use crate::auth::password::PasswordHashString;
+    use crate::auth::refresh::RefreshKeys;
+    use crate::auth::validate::parse_email;
+
+    const SECOND: Millis = 1000;
+    const T0: Millis = 1_800_000_000_000;
+
+    struct Fixture {
+        store: Store,
+        pool: SqlitePool,
+        first: RefreshGrant,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A store with one user and one fresh session.
+    async fn fixture(grace: Duration) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+        let pool = crate::db::connect(&url).await.unwrap();
+        let lifetimes = Lifetimes {
+            idle: Duration::from_secs(3600),
+            absolute: Duration::from_secs(3 * 3600),
+            grace,
+        };
+        let keys = RefreshKeys::new(b"a refresh secret of at least 32 bytes");
+        let store = Store::new(pool.clone().into(), keys, lifetimes);
+        let email = parse_email("race@example.com").unwrap();
+        let hash = PasswordHashString("$argon2id$not-checked-here".into());
+        let Ok(user) = store.create_user(&email, &hash, T0).await else {
+            panic!("the user is created");
+        };
+        let first = store.start_session(&user.id, None, T0).await.unwrap();
+        Fixture {
+            store,
+            pool,
+            first,
+            _dir: dir,
+        }
+    }
+
+    impl Fixture {
+        /// The presented token as a request reads it before deciding.
+        async fn read(&self) -> Option<Presented> {
+            let Backend::Sqlite(engine) = &self.store.backend;
+            let hash = self.store.keys.hash(&self.first.token);
+            engine.presented(&hash).await.unwrap()
+        }
+
+        async fn count(&self, sql: &str) -> i64 {
+            sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_spend_changes_nothing_and_becomes_a_replay() {
+        let f = fixture(Duration::from_secs(10)).await;
+        let now = T0 + SECOND;
+        let (mine, theirs) = (f.read().await, f.read().await);
+        let (their_grant, _) = f
+            .store
+            .settle(&f.first.token, theirs, now)
+            .await
+            .unwrap()
+            .expect("the first spend wins");
+        let lost = f.store.settle(&f.first.token, mine, now).await.unwrap();
+        assert!(lost.is_none(), "the second spend of one parent is refused");
+        assert_eq!(f.count("SELECT COUNT(*) FROM refresh_tokens").await, 2);
+
+        // Read again, the loser is an honest race: the same successor.
+        let (my_grant, _) = f.store.rotate(&f.first.token, now).await.unwrap();
+        assert_eq!(my_grant.token, their_grant.token);
+        assert_eq!(f.count("SELECT COUNT(*) FROM refresh_tokens").await, 2);
+    }
+
+    #[tokio::test]
+    async fn without_grace_a_lost_spend_is_reuse() {
+        let f = fixture(Duration::ZERO).await;
+        let (mine, theirs) = (f.read().await, f.read().await);
+        f.store
+            .settle(&f.first.token, theirs, T0)
+            .await
+            .unwrap()
+            .expect("the first spend wins");
+        assert!(f
+            .store
+            .settle(&f.first.token, mine, T0)
+            .await
+            .unwrap()
+            .is_none());
+        let again = f.store.rotate(&f.first.token, T0).await;
+        assert!(
+            matches!(again, Err(RotateError::Reused { .. })),
+            "{again:?}"
+        );
+        assert_eq!(
+            f.count("SELECT COUNT(*) FROM sessions WHERE revoked_reason = 'reuse'")
+                .await,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_spend_after_the_session_was_revoked_changes_nothing() {
+        let f = fixture(Duration::from_secs(10)).await;
+        let mine = f.read().await;
+        // A logout lands between this request's read and its write.
+        let session_id = f.first.session_id.clone();
+        assert!(f
+            .store
+            .revoke(&session_id, RevokeReason::Logout, T0)
+            .await
+            .unwrap());
+        let lost = f.store.settle(&f.first.token, mine, T0).await.unwrap();
+        assert!(lost.is_none());
+        assert_eq!(
+            f.count("SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NOT NULL")
+                .await,
+            0
+        );
+        let again = f.store.rotate(&f.first.token, T0).await;
+        assert!(matches!(again, Err(RotateError::Revoked)), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn a_spend_marks_the_parent_links_the_successor_and_touches_the_session() {
+        let f = fixture(Duration::from_secs(10)).await;
+        let now = T0 + 60 * SECOND;
+        let (grant, _) = f.store.rotate(&f.first.token, now).await.unwrap();
+        assert_eq!(grant.cookie_max_age, Duration::from_secs(3600));
+        let linked = format!(
+            "SELECT COUNT(*) FROM refresh_tokens parent
+             JOIN refresh_tokens child ON child.id = parent.successor_id
+             WHERE parent.used_at = {now} AND child.parent_id = parent.id
+               AND child.used_at IS NULL AND child.issued_at = {now}"
+        );
+        assert_eq!(f.count(&linked).await, 1);
+        let touched = format!("SELECT COUNT(*) FROM sessions WHERE last_used_at = {now}");
+        assert_eq!(f.count(&touched).await, 1);
+    }
+}
