@@ -52,8 +52,10 @@ struct EditedMigration {
 /// first checksum, and sqlx refuses to start on it. The repair recreates the
 /// trigger from the current text and records the current checksum, in one
 /// transaction: the migration creates nothing else, so the database ends up
-/// exactly as if it had run the current file. Migrations are never edited
-/// again (`migrations/manifest.txt` and the test beside it see to that).
+/// exactly as if it had run the current file, and the later migrations
+/// (`20261201210000` drops the trigger) follow as on any other database.
+/// Migrations are never edited again (`migrations/manifest.txt` and the
+/// test beside it see to that).
 const EDITED_MIGRATIONS: &[EditedMigration] = &[EditedMigration {
     version: 20261126120000,
     first_checksum: "44caf5845aed9a6fc8a7d779cee4e5a98b1c56464b4ca0e0f6330836e56dcb7b5ccc796a0a20747e7473341c60e338d7",
