@@ -27,7 +27,7 @@ pub struct AuthParts {
 }
 
 impl AuthContext {
-    /// `backend` is the database the server connected to (a `SqlitePool`
+    /// `backend` is the database the server connected to (a SQLite pool
     /// converts into one).
     pub fn new(config: &Config, backend: Backend, clock: Arc<dyn Clock>) -> Self {
         let lifetimes = Lifetimes {
