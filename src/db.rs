@@ -54,7 +54,7 @@ struct EditedMigration {
 /// transaction: the migration creates nothing else, so the database ends up
 /// exactly as if it had run the current file, and the later migrations
 /// (`20261201210000` drops the trigger) follow as on any other database.
-/// Migrations are never edited again (`migrations/manifest.txt` and the
+/// Migrations are never edited again (`migration-checksums.txt` and the
 /// test beside it see to that).
 const EDITED_MIGRATIONS: &[EditedMigration] = &[EditedMigration {
     version: 20261126120000,

@@ -8,12 +8,8 @@ use axum::http::StatusCode;
 use common::*;
 use sqlx::{Connection, SqliteConnection};
 
-#[tokio::test]
-async fn locked_database_is_503_then_recovers() {
-    let app = TestApp::new().await;
-    let login = app.register(&unique_email("lock")).await;
-
-    // Another process holds the write lock past the 5 s busy timeout.
+/// Another process holding the write lock, as a second writer would.
+async fn hold_write_lock(app: &TestApp) -> SqliteConnection {
     let mut holder = SqliteConnection::connect(&app.config.database_url)
         .await
         .unwrap();
@@ -21,6 +17,21 @@ async fn locked_database_is_503_then_recovers() {
         .execute(&mut holder)
         .await
         .unwrap();
+    holder
+}
+
+async fn release(mut holder: SqliteConnection) {
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    holder.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn locked_database_is_503_then_recovers() {
+    let app = TestApp::new().await;
+    let login = app.register(&unique_email("lock")).await;
+
+    // Another process holds the write lock past the 5 s busy timeout.
+    let holder = hold_write_lock(&app).await;
 
     let (ready, refresh) = tokio::join!(app.get("/readyz", None), app.refresh(&login.refresh));
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -35,8 +46,7 @@ async fn locked_database_is_503_then_recovers() {
     // The liveness probe never touches the database.
     assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK);
 
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
-    drop(holder);
+    release(holder).await;
 
     assert_eq!(app.get("/readyz", None).await.status, StatusCode::OK);
     let reply = app.refresh(&login.refresh).await;
@@ -63,18 +73,11 @@ async fn cancelled_readiness_probe_leaves_no_lock_behind() {
     let app = TestApp::new().await;
     let login = app.register(&unique_email("probe")).await;
 
-    let mut holder = SqliteConnection::connect(&app.config.database_url)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let holder = hold_write_lock(&app).await;
     // The probe waits on the 5 s busy timeout; its caller gives up first.
     let probe = tokio::time::timeout(Duration::from_millis(300), app.get("/readyz", None)).await;
     assert!(probe.is_err(), "the probe was still waiting for the lock");
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
-    drop(holder);
+    release(holder).await;
     // The cancelled probe's BEGIN sits in its connection's worker thread,
     // retrying every few milliseconds; give it time to get the lock if it
     // is going to keep it.

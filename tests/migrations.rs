@@ -1,6 +1,6 @@
 //! Migrations are never edited once they reach main: sqlx records each one's
 //! checksum, and a database migrated with an earlier text refuses to start.
-//! `migrations/manifest.txt` lists every migration that has shipped; this
+//! `migration-checksums.txt` lists every migration that has shipped; this
 //! test fails when one changes or disappears, or when a new one is missing
 //! from the list. (`.ci/run` checks that the list itself only grows.)
 
@@ -21,9 +21,9 @@ struct Entry {
 fn manifest() -> Vec<Entry> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/migrations/manifest.txt"
+        "/migration-checksums.txt"
     ))
-    .expect("migrations/manifest.txt exists");
+    .expect("migration-checksums.txt exists");
     text.lines()
         .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
         .map(|line| {
@@ -67,7 +67,7 @@ fn every_migration_is_in_the_manifest() {
     for migration in MIGRATOR.iter() {
         assert!(
             listed.contains(&migration.version),
-            "add this line to migrations/manifest.txt:\nsqlite {} {} {}",
+            "add this line to migration-checksums.txt:\nsqlite {} {} {}",
             migration.version,
             hex(&migration.checksum),
             migration.description.replace(' ', "_"),
