@@ -84,9 +84,14 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-pub fn retry_after_header(wait: Duration) -> HeaderValue {
+/// Whole seconds, rounded up, at least one: what `Retry-After` says.
+pub fn retry_after_secs(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    HeaderValue::from(secs.max(1))
+    secs.max(1)
+}
+
+pub fn retry_after_header(wait: Duration) -> HeaderValue {
+    HeaderValue::from(retry_after_secs(wait))
 }
 
 impl IntoResponse for Failure {

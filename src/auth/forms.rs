@@ -18,17 +18,12 @@ use axum::{
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
-use super::error::Failure;
+use super::error::{retry_after_secs, Failure};
 use super::guard::{is_cross_site_page_form, ClientAddress};
 use super::handlers::{self, CredentialFields, SignedIn};
-use super::model::ErrorCode;
+use super::model::{form_query, ErrorCode};
 use super::next::safe_next;
 use super::state::AuthContext;
-
-/// The query keys the pages read back (see `pages::credentials`).
-pub const ERROR_KEY: &str = "error";
-pub const FIELD_KEY: &str = "field";
-pub const WAIT_KEY: &str = "wait";
 
 #[derive(Clone, Copy)]
 enum Page {
@@ -120,7 +115,7 @@ fn see_other(location: &str) -> Response {
 /// Back to the form page with the failure's code (and what the page needs
 /// to explain it), keeping where the person was going.
 fn back_to(page: Page, next: Option<&str>, failure: &Failure) -> Response {
-    let mut query = vec![(ERROR_KEY, failure.code.as_str().to_string())];
+    let mut query = vec![(form_query::ERROR, failure.code.as_str().to_string())];
     if failure.code == ErrorCode::InvalidInput {
         let message = failure.message.to_lowercase();
         let field = if message.contains("password") {
@@ -128,14 +123,13 @@ fn back_to(page: Page, next: Option<&str>, failure: &Failure) -> Response {
         } else {
             "email"
         };
-        query.push((FIELD_KEY, field.to_string()));
+        query.push((form_query::FIELD, field.to_string()));
     }
     if let Some(wait) = failure.retry_after {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        query.push((WAIT_KEY, secs.max(1).to_string()));
+        query.push((form_query::WAIT, retry_after_secs(wait).to_string()));
     }
     if let Some(next) = next.filter(|next| *next != safe_next(None)) {
-        query.push(("next", next.to_string()));
+        query.push((form_query::NEXT, next.to_string()));
     }
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(query)

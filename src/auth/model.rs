@@ -54,6 +54,15 @@ pub struct Dashboard {
     pub live_sessions: u32,
 }
 
+/// The query keys of `/login?error=...`: the pages' form endpoints write
+/// them (`forms.rs`), the login and register pages read them.
+pub mod form_query {
+    pub const ERROR: &str = "error";
+    pub const FIELD: &str = "field";
+    pub const WAIT: &str = "wait";
+    pub const NEXT: &str = "next";
+}
+
 /// The error codes of the API, as they appear in `{"error": code}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

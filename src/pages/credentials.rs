@@ -10,7 +10,7 @@ use leptos_router::{
 use super::widgets::{EventLog, LogoutNotice};
 use crate::auth::{
     client::{safe_next, use_auth, AuthState, CredentialsError},
-    model::{ApiError, ErrorCode},
+    model::{form_query, ApiError, ErrorCode},
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -160,7 +160,7 @@ fn check_locally(mode: Mode, email: &str, password: &str) -> Option<FormError> {
 fn CredentialsForm(mode: Mode) -> impl IntoView {
     let auth = use_auth();
     let query = use_query_map();
-    let next = Memo::new(move |_| safe_next(query.read().get("next")));
+    let next = Memo::new(move |_| safe_next(query.read().get(form_query::NEXT)));
     let navigate = use_navigate();
 
     // Logged in (by this form, a page-load refresh or another tab): go on.
@@ -180,10 +180,14 @@ fn CredentialsForm(mode: Mode) -> impl IntoView {
 
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let error =
-        RwSignal::new(query.with_untracked(|q| {
-            error_from_query(mode, q.get("error"), q.get("field"), q.get("wait"))
-        }));
+    let error = RwSignal::new(query.with_untracked(|q| {
+        error_from_query(
+            mode,
+            q.get(form_query::ERROR),
+            q.get(form_query::FIELD),
+            q.get(form_query::WAIT),
+        )
+    }));
     let pending = RwSignal::new(false);
 
     let on_submit = move |ev: SubmitEvent| {
