@@ -33,9 +33,76 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Which database engine a `DATABASE_URL` names, by its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// One file, one instance: the embedded default.
+    Sqlite,
+    /// A server that any number of instances share.
+    Postgres,
+}
+
+/// `DATABASE_URL`. A PostgreSQL URL may carry a password, so the value is
+/// only ever printed through `redacted` (which `Debug` uses too).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    url: String,
+    engine: Engine,
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url::Url::parse(url).map_err(|e| format!("not a valid URL ({e})"))?;
+            Engine::Postgres
+        } else {
+            return Err("expected a sqlite:// or postgres:// URL".into());
+        };
+        Ok(Self {
+            url: url.to_string(),
+            engine,
+        })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The URL itself, password included: for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL without its password (and, for PostgreSQL, without its
+    /// query, which may hold one too): safe for logs and errors.
+    pub fn redacted(&self) -> String {
+        match self.engine {
+            Engine::Sqlite => self.url.clone(),
+            Engine::Postgres => match url::Url::parse(&self.url) {
+                Ok(mut url) => {
+                    if url.password().is_some() {
+                        let _ = url.set_password(Some("***"));
+                    }
+                    url.set_query(None);
+                    url.to_string()
+                }
+                Err(_) => "postgres://…".into(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub site_addr: SocketAddr,
     pub public_origin: String,
     pub app_env: AppEnv,
@@ -92,11 +159,14 @@ impl Config {
                 ))
             }
         };
-        let database_url =
-            get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/app.db?mode=rwc".into());
-        if !database_url.starts_with("sqlite:") {
-            return Err(bad("DATABASE_URL", "expected a sqlite: URL"));
-        }
+        let database_url = DatabaseUrl::parse(
+            &get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/app.db?mode=rwc".into()),
+        )
+        .map_err(|reason| bad("DATABASE_URL", reason))?;
+        // Instances sharing one PostgreSQL must share their secrets, so
+        // none is made up at start; with SQLite only production needs them.
+        let secrets_required =
+            app_env == AppEnv::Production || database_url.engine() == Engine::Postgres;
         let site_addr: SocketAddr = get("LEPTOS_SITE_ADDR")
             .unwrap_or_else(|| "127.0.0.1:3000".into())
             .parse()
@@ -106,8 +176,8 @@ impl Config {
             None => format!("http://{site_addr}"),
         };
 
-        let access_secret = secret(&get, "JWT_ACCESS_SECRET", app_env)?;
-        let refresh_secret = secret(&get, "REFRESH_TOKEN_SECRET", app_env)?;
+        let access_secret = secret(&get, "JWT_ACCESS_SECRET", secrets_required)?;
+        let refresh_secret = secret(&get, "REFRESH_TOKEN_SECRET", secrets_required)?;
         if let (Some(a), Some(r)) = (&access_secret, &refresh_secret) {
             if a == r {
                 return Err(bad(
@@ -142,10 +212,15 @@ impl Config {
         self.app_env == AppEnv::Production
     }
 
-    /// The folder holding the SQLite file; development secrets live beside it.
+    /// The folder holding the SQLite file; development secrets live beside
+    /// it. None for PostgreSQL: its URL names a server, not a place.
     pub fn data_dir(&self) -> Option<PathBuf> {
+        if self.database_url.engine() != Engine::Sqlite {
+            return None;
+        }
         let path = self
             .database_url
+            .expose()
             .trim_start_matches("sqlite:")
             .trim_start_matches("//");
         let path = path.split('?').next().unwrap_or_default();
@@ -189,7 +264,7 @@ fn parse_origin(value: &str) -> Result<String, ConfigError> {
 fn secret(
     get: &impl Fn(&str) -> Option<String>,
     var: &'static str,
-    env: AppEnv,
+    required: bool,
 ) -> Result<Option<Secret>, ConfigError> {
     match get(var) {
         Some(value) if value.len() >= Secret::MIN_LEN => Ok(Some(Secret::new(value.into_bytes()))),
@@ -197,7 +272,10 @@ fn secret(
             var,
             format!("must be at least {} bytes", Secret::MIN_LEN),
         )),
-        None if env == AppEnv::Production => Err(bad(var, "required when APP_ENV=production")),
+        None if required => Err(bad(
+            var,
+            "required when APP_ENV=production or DATABASE_URL is postgres://",
+        )),
         None => Ok(None),
     }
 }
@@ -316,7 +394,8 @@ mod tests {
     #[test]
     fn defaults_match_the_documented_table() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.database_url, "sqlite://data/app.db?mode=rwc");
+        assert_eq!(c.database_url.expose(), "sqlite://data/app.db?mode=rwc");
+        assert_eq!(c.database_url.engine(), Engine::Sqlite);
         assert_eq!(c.site_addr.to_string(), "127.0.0.1:3000");
         assert_eq!(c.public_origin, "http://127.0.0.1:3000");
         assert_eq!(c.access_token_ttl, Duration::from_secs(15 * 60));
@@ -359,6 +438,38 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.var, "REFRESH_TOKEN_SECRET");
+    }
+
+    #[test]
+    fn postgres_demands_secrets_in_every_environment() {
+        let url = "postgres://app:hunter2-password@db.internal:5432/auth?password=again";
+        let err = config(&[("DATABASE_URL", url)]).unwrap_err();
+        assert_eq!(err.var, "JWT_ACCESS_SECRET");
+        assert!(err.to_string().contains("postgres://"));
+        let c = config(&[
+            ("DATABASE_URL", url),
+            ("JWT_ACCESS_SECRET", &"a".repeat(40)),
+            ("REFRESH_TOKEN_SECRET", &"r".repeat(40)),
+        ])
+        .unwrap();
+        assert_eq!(c.database_url.engine(), Engine::Postgres);
+        // Nothing is derived from a server's URL as a path.
+        assert_eq!(c.data_dir(), None);
+        // The password never leaves through Debug or `redacted`.
+        let shown = format!("{c:?} {}", c.database_url.redacted());
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("again"),
+            "{shown}"
+        );
+        assert!(shown.contains("db.internal"), "{shown}");
+    }
+
+    #[test]
+    fn other_database_schemes_are_refused() {
+        for url in ["mysql://db/app", "postgres://[::1", "app.db"] {
+            let err = config(&[("DATABASE_URL", url)]).unwrap_err();
+            assert_eq!(err.var, "DATABASE_URL", "{url}");
+        }
     }
 
     #[test]

@@ -13,7 +13,6 @@ use axum::{
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use sqlx::SqlitePool;
 
 use crate::app::{shell, App};
 use crate::auth::{error::Failure, forms, guard, handlers, model::ErrorCode, state::AuthContext};
@@ -35,7 +34,7 @@ pub struct SharedState {
 impl AppState {
     pub fn new(
         leptos_options: LeptosOptions,
-        pool: SqlitePool,
+        pool: crate::db::Pool,
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -75,7 +74,7 @@ pub enum StartError {
     #[error("configuration: Cargo.toml [package.metadata.leptos]: {0}")]
     Leptos(String),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] crate::db::ConnectError),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

@@ -372,7 +372,7 @@ async fn replay_after_grace_revokes_the_whole_session() {
     assert_eq!(reply.code(), "session_revoked");
     let logs = app.logs.text();
     let session: String = sqlx::query_scalar("SELECT id FROM sessions")
-        .fetch_one(&app.pool)
+        .fetch_one(&app.db)
         .await
         .unwrap();
     assert!(
@@ -589,9 +589,9 @@ async fn sessions_list_revoke_and_log_out_everywhere() {
     let first_id = list[1]["id"].as_str().unwrap().to_string();
 
     // Another user's session is not found, and stays alive.
-    let others: String = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = ?")
+    let others: String = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1")
         .bind(&other.user_id)
-        .fetch_one(&app.pool)
+        .fetch_one(&app.db)
         .await
         .unwrap();
     let reply = app
@@ -690,7 +690,7 @@ async fn the_database_holds_no_working_token() {
     let login = app.register(&unique_email("hash")).await;
     app.refresh(&login.refresh).await;
     let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
-        .fetch_all(&app.pool)
+        .fetch_all(&app.db)
         .await
         .unwrap();
     use base64::Engine as _;
@@ -702,7 +702,7 @@ async fn the_database_holds_no_working_token() {
         assert_eq!(reply.code(), "invalid_token");
     }
     let dump: Vec<String> = sqlx::query_scalar("SELECT password_hash FROM users")
-        .fetch_all(&app.pool)
+        .fetch_all(&app.db)
         .await
         .unwrap();
     assert!(dump
@@ -878,7 +878,7 @@ async fn logs_never_contain_tokens_or_passwords() {
         assert!(!logs.contains(&secret), "a secret reached the logs");
     }
     let hashes: Vec<String> = sqlx::query_scalar("SELECT password_hash FROM users")
-        .fetch_all(&app.pool)
+        .fetch_all(&app.db)
         .await
         .unwrap();
     assert!(hashes.iter().all(|h| !logs.contains(h)));
@@ -889,7 +889,7 @@ async fn a_deleted_sessions_access_token_stops_working() {
     let app = TestApp::new().await;
     let login = app.register(&unique_email("deleted")).await;
     sqlx::query("DELETE FROM sessions")
-        .execute(&app.pool)
+        .execute(&app.db)
         .await
         .unwrap();
     let reply = app.get("/api/me", Some(&login.access)).await;

@@ -10,7 +10,7 @@ use sqlx::{Connection, SqliteConnection};
 
 /// Another process holding the write lock, as a second writer would.
 async fn hold_write_lock(app: &TestApp) -> SqliteConnection {
-    let mut holder = SqliteConnection::connect(&app.config.database_url)
+    let mut holder = SqliteConnection::connect(app.config.database_url.expose())
         .await
         .unwrap();
     sqlx::query("BEGIN EXCLUSIVE")
@@ -27,7 +27,7 @@ async fn release(mut holder: SqliteConnection) {
 
 #[tokio::test]
 async fn locked_database_is_503_then_recovers() {
-    let app = TestApp::new().await;
+    let app = TestApp::on_sqlite(&[]).await;
     let login = app.register(&unique_email("lock")).await;
 
     // Another process holds the write lock past the 5 s busy timeout.
@@ -70,7 +70,7 @@ async fn cancelled_readiness_probe_leaves_no_lock_behind() {
     use sqlx::sqlite::SqliteConnectOptions;
     use std::{str::FromStr, time::Duration};
 
-    let app = TestApp::new().await;
+    let app = TestApp::on_sqlite(&[]).await;
     let login = app.register(&unique_email("probe")).await;
 
     let holder = hold_write_lock(&app).await;
@@ -84,7 +84,7 @@ async fn cancelled_readiness_probe_leaves_no_lock_behind() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // An outside writer gets the lock at once: nobody kept it.
-    let options = SqliteConnectOptions::from_str(&app.config.database_url)
+    let options = SqliteConnectOptions::from_str(app.config.database_url.expose())
         .unwrap()
         .busy_timeout(Duration::from_millis(500));
     let mut outsider = SqliteConnection::connect_with(&options).await.unwrap();

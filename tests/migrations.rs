@@ -5,7 +5,8 @@
 //! from the list. (`.ci/run` checks that the list itself only grows.)
 
 use sha2::{Digest, Sha384};
-use silent_refresh::db::{self, MIGRATOR};
+use silent_refresh::db::{postgres, sqlite, sqlite::MIGRATOR};
+use sqlx::migrate::Migrator;
 use sqlx::{Connection, SqliteConnection};
 
 fn hex(bytes: &[u8]) -> String {
@@ -13,6 +14,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 struct Entry {
+    engine: String,
     version: i64,
     checksum: String,
     name: String,
@@ -29,8 +31,12 @@ fn manifest() -> Vec<Entry> {
         .map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(fields.len(), 4, "malformed manifest line: {line}");
-            assert_eq!(fields[0], "sqlite", "unknown engine in: {line}");
+            assert!(
+                ["sqlite", "postgres"].contains(&fields[0]),
+                "unknown engine in: {line}"
+            );
             Entry {
+                engine: fields[0].to_string(),
                 version: fields[1].parse().expect("a numeric version"),
                 checksum: fields[2].to_string(),
                 name: fields[3].to_string(),
@@ -39,22 +45,39 @@ fn manifest() -> Vec<Entry> {
         .collect()
 }
 
+/// Each engine's migrations, as the server embeds them.
+fn migrators() -> [(&'static str, &'static Migrator); 2] {
+    [
+        ("sqlite", &sqlite::MIGRATOR),
+        ("postgres", &postgres::MIGRATOR),
+    ]
+}
+
+fn migrator(engine: &str) -> &'static Migrator {
+    migrators()
+        .into_iter()
+        .find(|(name, _)| *name == engine)
+        .map(|(_, migrator)| migrator)
+        .unwrap()
+}
+
 #[test]
 fn shipped_migrations_are_unchanged() {
     for entry in manifest() {
-        let migration = MIGRATOR
+        let migration = migrator(&entry.engine)
             .iter()
             .find(|m| m.version == entry.version)
             .unwrap_or_else(|| {
                 panic!(
-                    "migration {} ({}) has shipped and must not disappear",
-                    entry.version, entry.name
+                    "{} migration {} ({}) has shipped and must not disappear",
+                    entry.engine, entry.version, entry.name
                 )
             });
         assert_eq!(
             hex(&migration.checksum),
             entry.checksum,
-            "migration {} ({}) was edited after it shipped: add a new migration instead",
+            "{} migration {} ({}) was edited after it shipped: add a new migration instead",
+            entry.engine,
             entry.version,
             entry.name
         );
@@ -63,15 +86,20 @@ fn shipped_migrations_are_unchanged() {
 
 #[test]
 fn every_migration_is_in_the_manifest() {
-    let listed: Vec<i64> = manifest().iter().map(|e| e.version).collect();
-    for migration in MIGRATOR.iter() {
-        assert!(
-            listed.contains(&migration.version),
-            "add this line to migration-checksums.txt:\nsqlite {} {} {}",
-            migration.version,
-            hex(&migration.checksum),
-            migration.description.replace(' ', "_"),
-        );
+    let manifest = manifest();
+    for (engine, migrator) in migrators() {
+        for migration in migrator.iter() {
+            let listed = manifest
+                .iter()
+                .any(|e| e.engine == engine && e.version == migration.version);
+            assert!(
+                listed,
+                "add this line to migration-checksums.txt:\n{engine} {} {} {}",
+                migration.version,
+                hex(&migration.checksum),
+                migration.description.replace(' ', "_"),
+            );
+        }
     }
 }
 
@@ -93,12 +121,12 @@ END;
 async fn database_migrated_with_the_edited_text_is_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    db::connect(&url).await.unwrap().close().await;
+    sqlite::connect(&url).await.unwrap().close().await;
 
     // Put it back the way the first text left it.
     let first_text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/migrations/20261126120000_rotation_in_one_statement.sql"
+        "/migrations/sqlite/20261126120000_rotation_in_one_statement.sql"
     ))
     .unwrap()
     .replace(
@@ -127,7 +155,7 @@ async fn database_migrated_with_the_edited_text_is_repaired() {
         .unwrap();
     conn.close().await.unwrap();
 
-    let pool = db::connect(&url)
+    let pool = sqlite::connect(&url)
         .await
         .expect("a database migrated with the first text starts");
     let recorded: Vec<u8> =

@@ -52,10 +52,12 @@ pub const EMAIL_KEY_MAX_BYTES: usize = EMAIL_MAX_BYTES / 2 * 3;
 /// and lower-cased, as `parse_email` keys an account. Input too long to be an
 /// account's email becomes a fixed-size digest that matches no account (it
 /// has no `@`), so a 64 KiB "email" costs the server 71 bytes, not 64 KiB.
+/// So does input with a control character, which no account's email has:
+/// a NUL is one, and PostgreSQL can't even compare text holding it.
 #[cfg(feature = "ssr")]
 pub fn email_key(raw: &str) -> String {
     let email = raw.trim();
-    if email.len() > EMAIL_MAX_BYTES {
+    if email.len() > EMAIL_MAX_BYTES || email.chars().any(char::is_control) {
         return digest_key(&email.to_lowercase());
     }
     email.to_lowercase()
@@ -146,6 +148,14 @@ mod tests {
         assert_eq!(at_limit.len(), EMAIL_MAX_BYTES);
         assert_eq!(email_key(&at_limit), at_limit);
         assert!(email_key(&format!("a{at_limit}")).starts_with("sha256:"));
+    }
+
+    #[test]
+    fn email_key_of_input_with_control_characters_matches_no_account() {
+        for raw in ["admin@example.com\u{0}", "ad\u{7}min@example.com"] {
+            let key = email_key(raw);
+            assert!(key.starts_with("sha256:") && !key.contains('@'), "{key}");
+        }
     }
 
     #[test]

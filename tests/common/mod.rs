@@ -1,5 +1,9 @@
-//! A test harness: the real router on a temporary SQLite file, a clock that
-//! moves only when told, and a log capture to prove secrets never reach it.
+//! A test harness: the real router on a fresh database, a clock that moves
+//! only when told, and a log capture to prove secrets never reach it.
+//!
+//! The database is a temporary SQLite file, or, when `TEST_POSTGRES_URL`
+//! names a PostgreSQL server (scripts/test.sh starts a private one), a
+//! fresh schema on it: the same tests run on both engines.
 
 #![allow(dead_code)]
 
@@ -22,7 +26,7 @@ use silent_refresh::{
     config::Config,
     server::{router, AppState},
 };
-use sqlx::SqlitePool;
+use sqlx::{AnyPool, Connection};
 use tower::ServiceExt;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -33,7 +37,9 @@ pub struct TestApp {
     /// The state behind the router, for what only housekeeping calls.
     pub state: AppState,
     pub clock: ManualClock,
-    pub pool: SqlitePool,
+    /// The test's own database, for what only SQL can check. Queries use
+    /// `$1` placeholders, which both engines read.
+    pub db: AnyPool,
     pub config: Config,
     pub logs: LogCapture,
     _log_guard: tracing::subscriber::DefaultGuard,
@@ -99,14 +105,31 @@ impl TestApp {
         Self::with(&[]).await
     }
 
+    /// On the engine the run asks for (see the module comment).
     pub async fn with(vars: &[(&str, &str)]) -> Self {
+        match std::env::var("TEST_POSTGRES_URL") {
+            Ok(server) if !server.is_empty() => {
+                let url = fresh_postgres_schema(&server).await;
+                Self::on(&url, vars).await
+            }
+            _ => Self::on_sqlite(vars).await,
+        }
+    }
+
+    /// On SQLite whatever the run asks for: for tests of SQLite's own faults.
+    pub async fn on_sqlite(vars: &[(&str, &str)]) -> Self {
+        Self::on("", vars).await
+    }
+
+    /// On `database_url`, or on a temporary SQLite file when it is empty.
+    async fn on(database_url: &str, vars: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("app.db");
+        let database_url = match database_url {
+            "" => format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display()),
+            url => url.to_string(),
+        };
         let mut env: HashMap<String, String> = HashMap::from([
-            (
-                "DATABASE_URL".into(),
-                format!("sqlite://{}?mode=rwc", db.display()),
-            ),
+            ("DATABASE_URL".into(), database_url),
             (
                 "JWT_ACCESS_SECRET".into(),
                 "test access secret, thirty-two bytes or more".into(),
@@ -122,6 +145,10 @@ impl TestApp {
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
         let pool = silent_refresh::db::connect(&config.database_url)
+            .await
+            .unwrap();
+        sqlx::any::install_default_drivers();
+        let db = AnyPool::connect(config.database_url.expose())
             .await
             .unwrap();
         let clock = ManualClock::starting_now();
@@ -144,7 +171,7 @@ impl TestApp {
             router: router(state.clone()),
             state,
             clock,
-            pool,
+            db,
             config,
             logs,
             _log_guard: tracing::subscriber::set_default(subscriber),
@@ -232,8 +259,26 @@ impl TestApp {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
     }
+}
+
+/// A new, empty schema on the PostgreSQL server at `server`, and a URL
+/// whose connections see only it: each test migrates and uses its own.
+pub async fn fresh_postgres_schema(server: &str) -> String {
+    let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(server)
+        .await
+        .unwrap_or_else(|e| panic!("TEST_POSTGRES_URL: {e}"));
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let mut url = url::Url::parse(server).expect("TEST_POSTGRES_URL is a URL");
+    url.query_pairs_mut()
+        .append_pair("options", &format!("-c search_path={schema}"));
+    url.to_string()
 }
 
 pub fn credentials(email: &str, password: &str) -> String {

@@ -3,13 +3,15 @@
 //! of them sees a pool or writes SQL.
 //!
 //! The rules are Rust, written once, in `rules`: when a session is live,
-//! and what a presented refresh token gets. An engine (`sqlite.rs`; the
-//! PostgreSQL one follows) only reads and writes rows, through the small
-//! `Engine` interface below. Its one subtle method is `spend`: a
+//! and what a presented refresh token gets. An engine (`sqlite.rs`,
+//! `postgres.rs`) only reads and writes rows, through the small `Engine`
+//! interface below. Its one subtle method is `spend`: a
 //! conditional write that succeeds only while the parent token is still
 //! unspent and its session not revoked, so two requests that both decided
 //! to spend one token can't both do it, whatever the engine's isolation.
 
+mod postgres;
+mod rows;
 pub mod rules;
 mod sqlite;
 
@@ -224,11 +226,21 @@ trait Engine {
     fn is_ready(&self) -> impl Future<Output = bool> + Send;
 }
 
-/// Which database stands behind the store. A second engine is a second
+/// Which database stands behind the store. Another engine is another
 /// variant, and one more arm in `engine!`.
 #[derive(Clone)]
 pub enum Backend {
     Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
+}
+
+impl From<crate::db::Pool> for Backend {
+    fn from(pool: crate::db::Pool) -> Self {
+        match pool {
+            crate::db::Pool::Sqlite(pool) => pool.into(),
+            crate::db::Pool::Postgres(pool) => pool.into(),
+        }
+    }
 }
 
 /// Runs `$call` on whichever engine stands behind `$store`.
@@ -236,6 +248,7 @@ macro_rules! engine {
     ($store:expr, $engine:ident => $call:expr) => {
         match &$store.backend {
             Backend::Sqlite($engine) => $call.await,
+            Backend::Postgres($engine) => $call.await,
         }
     };
 }

@@ -14,7 +14,10 @@ use sqlx::SqlitePool;
 
 use crate::clock::Millis;
 
-use super::rules::{RevokeReason, SessionTimes, TokenState};
+use super::rows::{
+    CredentialFields, PresentedFields, SessionFields, SessionWithUser, SESSION_COLUMNS,
+};
+use super::rules::RevokeReason;
 use super::{
     Backend, CreateError, Credentials, Engine, NewSession, Presented, SessionRecord, Spend,
     StoreError, UserRow,
@@ -34,99 +37,6 @@ impl From<SqlitePool> for Backend {
         })
     }
 }
-
-#[derive(sqlx::FromRow)]
-struct UserFields {
-    id: String,
-    email: String,
-    created_at: i64,
-}
-
-impl From<UserFields> for UserRow {
-    fn from(row: UserFields) -> Self {
-        UserRow {
-            id: row.id,
-            email: row.email,
-            created_at: row.created_at,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct CredentialFields {
-    #[sqlx(flatten)]
-    user: UserFields,
-    password_hash: String,
-}
-
-/// A session row's clock.
-#[derive(sqlx::FromRow)]
-struct TimesFields {
-    last_used_at: i64,
-    expires_at: i64,
-    revoked_at: Option<i64>,
-    revoked_reason: Option<String>,
-}
-
-impl From<TimesFields> for SessionTimes {
-    fn from(row: TimesFields) -> Self {
-        SessionTimes {
-            last_used_at: row.last_used_at,
-            expires_at: row.expires_at,
-            revoked: row.revoked_at.map(|_| {
-                row.revoked_reason
-                    .as_deref()
-                    .map_or(RevokeReason::Revoked, RevokeReason::from_stored)
-            }),
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct SessionFields {
-    id: String,
-    created_at: i64,
-    user_agent: Option<String>,
-    #[sqlx(flatten)]
-    times: TimesFields,
-}
-
-impl From<SessionFields> for SessionRecord {
-    fn from(row: SessionFields) -> Self {
-        SessionRecord {
-            id: row.id,
-            created_at: row.created_at,
-            user_agent: row.user_agent,
-            times: row.times.into(),
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct SessionWithUser {
-    user_id: String,
-    email: String,
-    user_created_at: i64,
-    #[sqlx(flatten)]
-    session: SessionFields,
-}
-
-#[derive(sqlx::FromRow)]
-struct PresentedFields {
-    token_id: i64,
-    session_id: String,
-    used_at: Option<i64>,
-    successor_unused: bool,
-    user_id: String,
-    email: String,
-    user_created_at: i64,
-    #[sqlx(flatten)]
-    times: TimesFields,
-}
-
-/// The columns of a session as `SessionFields` reads them, from `s`.
-const SESSION_COLUMNS: &str =
-    "s.id, s.created_at, s.user_agent, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason";
 
 impl Engine for Sqlite {
     async fn create_user(
@@ -163,10 +73,7 @@ impl Engine for Sqlite {
         .bind(email_key)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| Credentials {
-            user: row.user.into(),
-            password_hash: row.password_hash,
-        }))
+        Ok(row.map(Into::into))
     }
 
     async fn start_session(&self, session: &NewSession<'_>) -> Result<(), StoreError> {
@@ -203,20 +110,7 @@ impl Engine for Sqlite {
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| Presented {
-            token_id: row.token_id,
-            session_id: row.session_id,
-            user: UserRow {
-                id: row.user_id,
-                email: row.email,
-                created_at: row.user_created_at,
-            },
-            state: TokenState {
-                used_at: row.used_at,
-                successor_unused: row.successor_unused,
-                session: row.times.into(),
-            },
-        }))
+        Ok(row.map(Into::into))
     }
 
     async fn spend(&self, spend: &Spend<'_>) -> Result<bool, StoreError> {
@@ -318,14 +212,7 @@ impl Engine for Sqlite {
         .bind(user_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| {
-            let user = UserRow {
-                id: row.user_id,
-                email: row.email,
-                created_at: row.user_created_at,
-            };
-            (user, row.session.into())
-        }))
+        Ok(row.map(Into::into))
     }
 
     async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
@@ -356,7 +243,7 @@ impl Engine for Sqlite {
     }
 
     async fn is_ready(&self) -> bool {
-        crate::db::is_ready(&self.pool).await
+        crate::db::sqlite::is_ready(&self.pool).await
     }
 }
 
@@ -386,7 +273,7 @@ mod tests {
     async fn fixture(grace: Duration) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-        let pool = crate::db::connect(&url).await.unwrap();
+        let pool = crate::db::sqlite::connect(&url).await.unwrap();
         let lifetimes = Lifetimes {
             idle: Duration::from_secs(3600),
             absolute: Duration::from_secs(3 * 3600),
@@ -411,7 +298,9 @@ mod tests {
     impl Fixture {
         /// The presented token as a request reads it before deciding.
         async fn read(&self) -> Option<Presented> {
-            let Backend::Sqlite(engine) = &self.store.backend;
+            let Backend::Sqlite(engine) = &self.store.backend else {
+                unreachable!("the fixture is SQLite");
+            };
             let hash = self.store.keys.hash(&self.first.token);
             engine.presented(&hash).await.unwrap()
         }

@@ -1,17 +1,16 @@
 //! The SQLite pool: WAL, a busy timeout so writers queue instead of failing,
-//! foreign keys on, and migrations applied at start.
+//! foreign keys on, and `migrations/sqlite/` applied at start.
 
-use std::{str::FromStr, time::Duration};
+use std::str::FromStr;
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-/// How long a statement waits for a lock before SQLite reports it busy.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+use super::BUSY_TIMEOUT;
 
-/// The migrations in `migrations/`, embedded at build time.
-pub static MIGRATOR: Migrator = sqlx::migrate!();
+/// The migrations in `migrations/sqlite/`, embedded at build time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::from_str(url)?

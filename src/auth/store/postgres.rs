@@ -1,0 +1,255 @@
+//! The PostgreSQL engine: the store's rows on a server that many instances
+//! share. Nothing here relies on the process: every guarantee holds across
+//! instances, at PostgreSQL's default isolation (read committed).
+//!
+//! Rotation's `spend` is serialised by row locks taken by conditional
+//! updates, in one order: the parent token's row, then its session's row.
+//! Two spends of one token queue on the token's row; the second, once the
+//! first commits, re-evaluates `used_at IS NULL` against the committed row,
+//! updates nothing, and reports the spend lost (the store then reads again
+//! and decides a grace replay or reuse). A logout or revoke updates the
+//! session row, so a spend that reaches the session after it sees
+//! `revoked_at` set and rolls back, and a revoke after a spend waits for
+//! its commit. A revoke never takes a token's lock, so the one order can't
+//! deadlock.
+
+use sqlx::PgPool;
+
+use crate::clock::Millis;
+
+use super::rows::{
+    CredentialFields, PresentedFields, SessionFields, SessionWithUser, SESSION_COLUMNS,
+};
+use super::rules::RevokeReason;
+use super::{
+    Backend, CreateError, Credentials, Engine, NewSession, Presented, SessionRecord, Spend,
+    StoreError, UserRow,
+};
+
+#[derive(Clone)]
+pub struct Postgres {
+    pool: PgPool,
+}
+
+impl From<PgPool> for Backend {
+    fn from(pool: PgPool) -> Self {
+        Backend::Postgres(Postgres { pool })
+    }
+}
+
+impl Engine for Postgres {
+    async fn create_user(
+        &self,
+        user: &UserRow,
+        email_key: &str,
+        password_hash: &str,
+    ) -> Result<(), CreateError> {
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, email_key, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(email_key)
+        .bind(password_hash)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(CreateError::EmailTaken)
+            }
+            Err(e) => Err(CreateError::Database(e)),
+        }
+    }
+
+    async fn credentials(&self, email_key: &str) -> Result<Option<Credentials>, StoreError> {
+        let row: Option<CredentialFields> = sqlx::query_as(
+            "SELECT id, email, created_at, password_hash FROM users WHERE email_key = $1",
+        )
+        .bind(email_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn start_session(&self, session: &NewSession<'_>) -> Result<(), StoreError> {
+        // One statement, so one implicit transaction: both rows or neither.
+        sqlx::query(
+            "WITH session AS (
+                 INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent)
+                 VALUES ($1, $2, $3, $3, $4, $5)
+                 RETURNING id
+             )
+             INSERT INTO refresh_tokens (session_id, token_hash, issued_at)
+             SELECT id, $6, $3 FROM session",
+        )
+        .bind(session.id)
+        .bind(session.user_id)
+        .bind(session.now)
+        .bind(session.expires_at)
+        .bind(session.user_agent)
+        .bind(session.token_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn presented(&self, token_hash: &[u8]) -> Result<Option<Presented>, StoreError> {
+        let row: Option<PresentedFields> = sqlx::query_as(
+            "SELECT t.id AS token_id, t.session_id, t.used_at,
+                    successor.id IS NOT NULL AND successor.used_at IS NULL AS successor_unused,
+                    s.user_id, u.email, u.created_at AS user_created_at,
+                    s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason
+             FROM refresh_tokens t
+             JOIN sessions s ON s.id = t.session_id
+             JOIN users u ON u.id = s.user_id
+             LEFT JOIN refresh_tokens successor ON successor.id = t.successor_id
+             WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn spend(&self, spend: &Spend<'_>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The parent's row lock first (see the module comment for the order).
+        let spent =
+            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+                .bind(spend.now)
+                .bind(spend.parent_id)
+                .execute(&mut *tx)
+                .await?;
+        if spent.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let touched = sqlx::query(
+            "UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(spend.now)
+        .bind(spend.session_id)
+        .execute(&mut *tx)
+        .await?;
+        if touched.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "WITH successor AS (
+                 INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
+                 VALUES ($1, $2, $3, $4)
+                 RETURNING id
+             )
+             UPDATE refresh_tokens SET successor_id = successor.id
+             FROM successor WHERE refresh_tokens.id = $3",
+        )
+        .bind(spend.session_id)
+        .bind(spend.successor_hash)
+        .bind(spend.parent_id)
+        .bind(spend.now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn session_of(&self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    async fn revoke(
+        &self,
+        session_id: &str,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+             WHERE id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(session_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        // Rows are locked in id order, so two of these for one user queue
+        // rather than deadlock.
+        let done = sqlx::query(
+            "WITH mine AS (
+                 SELECT id FROM sessions
+                 WHERE user_id = $3 AND revoked_at IS NULL
+                 ORDER BY id
+                 FOR UPDATE
+             )
+             UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+             FROM mine WHERE sessions.id = mine.id AND sessions.revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<Option<(UserRow, SessionRecord)>, StoreError> {
+        let row: Option<SessionWithUser> = sqlx::query_as(&format!(
+            "SELECT u.id AS user_id, u.email, u.created_at AS user_created_at, {SESSION_COLUMNS}
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = $1 AND s.user_id = $2"
+        ))
+        .bind(session_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows: Vec<SessionFields> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s
+             WHERE s.user_id = $1
+             ORDER BY s.created_at DESC, s.id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn purge_ended(&self, cutoff: Millis, idle_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM sessions
+             WHERE expires_at < $1 OR revoked_at < $1 OR last_used_at + $2 < $1",
+        )
+        .bind(cutoff)
+        .bind(idle_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn is_ready(&self) -> bool {
+        crate::db::postgres::is_ready(&self.pool).await
+    }
+}

@@ -1,0 +1,138 @@
+//! Rows as both engines read them. The columns and their types are the
+//! same on SQLite and PostgreSQL (times are i64 milliseconds), so one set
+//! of `FromRow` types and conversions serves both.
+
+use super::rules::{RevokeReason, SessionTimes, TokenState};
+use super::{Credentials, Presented, SessionRecord, UserRow};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserFields {
+    id: String,
+    email: String,
+    created_at: i64,
+}
+
+impl From<UserFields> for UserRow {
+    fn from(row: UserFields) -> Self {
+        UserRow {
+            id: row.id,
+            email: row.email,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CredentialFields {
+    #[sqlx(flatten)]
+    user: UserFields,
+    password_hash: String,
+}
+
+/// A session row's clock.
+#[derive(sqlx::FromRow)]
+pub(super) struct TimesFields {
+    last_used_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    revoked_reason: Option<String>,
+}
+
+impl From<TimesFields> for SessionTimes {
+    fn from(row: TimesFields) -> Self {
+        SessionTimes {
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+            revoked: row.revoked_at.map(|_| {
+                row.revoked_reason
+                    .as_deref()
+                    .map_or(RevokeReason::Revoked, RevokeReason::from_stored)
+            }),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionFields {
+    id: String,
+    created_at: i64,
+    user_agent: Option<String>,
+    #[sqlx(flatten)]
+    times: TimesFields,
+}
+
+impl From<SessionFields> for SessionRecord {
+    fn from(row: SessionFields) -> Self {
+        SessionRecord {
+            id: row.id,
+            created_at: row.created_at,
+            user_agent: row.user_agent,
+            times: row.times.into(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionWithUser {
+    user_id: String,
+    email: String,
+    user_created_at: i64,
+    #[sqlx(flatten)]
+    session: SessionFields,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PresentedFields {
+    token_id: i64,
+    session_id: String,
+    used_at: Option<i64>,
+    successor_unused: bool,
+    user_id: String,
+    email: String,
+    user_created_at: i64,
+    #[sqlx(flatten)]
+    times: TimesFields,
+}
+
+/// The columns of a session as `SessionFields` reads them, from `s`.
+pub(super) const SESSION_COLUMNS: &str =
+    "s.id, s.created_at, s.user_agent, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason";
+
+impl From<CredentialFields> for Credentials {
+    fn from(row: CredentialFields) -> Self {
+        Credentials {
+            user: row.user.into(),
+            password_hash: row.password_hash,
+        }
+    }
+}
+
+impl From<SessionWithUser> for (UserRow, SessionRecord) {
+    fn from(row: SessionWithUser) -> Self {
+        let user = UserRow {
+            id: row.user_id,
+            email: row.email,
+            created_at: row.user_created_at,
+        };
+        (user, row.session.into())
+    }
+}
+
+impl From<PresentedFields> for Presented {
+    fn from(row: PresentedFields) -> Self {
+        Presented {
+            token_id: row.token_id,
+            session_id: row.session_id,
+            user: UserRow {
+                id: row.user_id,
+                email: row.email,
+                created_at: row.user_created_at,
+            },
+            state: TokenState {
+                used_at: row.used_at,
+                successor_unused: row.successor_unused,
+                session: row.times.into(),
+            },
+        }
+    }
+}
