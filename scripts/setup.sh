@@ -2,8 +2,9 @@
 # Installs what building and testing need, and only what is missing:
 # the pinned Rust toolchain with the wasm target, cargo-leptos (never
 # downloading tools itself), the wasm-bindgen CLI matching Cargo.toml,
-# wasm-opt (npm's prebuilt binaryen), Debian's Chromium and the end-to-end
-# npm packages. Scripts that build put tools/node_modules/.bin on PATH.
+# wasm-opt (npm's prebuilt binaryen), Debian's Chromium, the end-to-end
+# npm packages and Debian's PostgreSQL server. Scripts that build put
+# tools/node_modules/.bin on PATH.
 # Safe to run again: every step checks before it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
 step() { printf '\n==> %s\n' "$*"; }
+# One package list refresh per run, and none when nothing is missing.
+apt_updated=no
+apt_update_once() {
+  if [ "$apt_updated" = no ]; then apt-get update -qq; apt_updated=yes; fi
+}
 have_version() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | grep -q "$2"; }
 
 step "Rust toolchain and wasm32 target (rust-toolchain.toml)"
@@ -47,8 +53,27 @@ fi
 
 step "Chromium from Debian"
 if [ -x /usr/bin/chromium ]; then echo "present"; else
-  apt-get update -qq
+  apt_update_once
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
+step "PostgreSQL (Debian's postgresql, for the tests)"
+# The tests run private clusters (scripts/lib/postgres.sh) from these
+# binaries and never use the cluster Debian makes on install.
+if compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then echo "present"; else
+  apt_update_once
+  # The install starts that cluster where it can; in a container without an
+  # init that may fail and fail the install, so forbid service starts for
+  # it (101: not allowed), unless the machine has a policy of its own.
+  own_policy=no
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    own_policy=yes
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+  if [ "$own_policy" = yes ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
 fi
 
 step "end2end npm packages (npm ci from the committed lock file)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up what is missing, then runs every test: unit and integration tests
-# (cargo), the Playwright browser tests against the release build, and a
-# one-minute soak with a crash and a graceful stop (scripts/soak.sh).
+# (cargo, on SQLite, then the engine-neutral ones again on a private
+# PostgreSQL cluster, scripts/lib/postgres.sh), the Playwright browser tests
+# against the release build, and a one-minute soak with a crash and a
+# graceful stop (scripts/soak.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -10,6 +12,20 @@ export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 printf '\n==> unit and integration tests\n'
 cargo test --locked --features ssr
+
+printf '\n==> the same integration tests on PostgreSQL (a private cluster)\n'
+# The engine-neutral integration tests: the harness in tests/common picks
+# PostgreSQL when TEST_POSTGRES_URL is set and makes a fresh database for
+# each test.
+pg_tests=(--test auth_api --test hostile_input --test housekeeping --test page_forms --test throttle_limits)
+# shellcheck source=lib/postgres.sh
+. scripts/lib/postgres.sh
+pg_start_private tests
+# Outage tests start clusters of their own from the same binaries.
+export TEST_PG_BIN_DIR="$PG_BIN_DIR"
+TEST_POSTGRES_URL="$PG_URL" cargo test --locked --features ssr "${pg_tests[@]}"
+# Stopped on exit anyway; stopping now frees the machine for the soak.
+pg_stop_private "$PG_DATA"
 
 printf '\n==> browser tests (release build, fresh database, short-lived access tokens)\n'
 rm -rf target/e2e
