@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
+pub mod postgres;
+
 use std::{
     collections::HashMap,
     io::Write,
@@ -26,7 +29,7 @@ use silent_refresh::{
     config::Config,
     server::{router, AppState},
 };
-use sqlx::{AnyPool, Connection};
+use sqlx::AnyPool;
 use tower::ServiceExt;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -109,7 +112,7 @@ impl TestApp {
     pub async fn with(vars: &[(&str, &str)]) -> Self {
         match std::env::var("TEST_POSTGRES_URL") {
             Ok(server) if !server.is_empty() => {
-                let url = fresh_postgres_schema(&server).await;
+                let url = postgres::fresh_schema(&server).await;
                 Self::on(&url, vars).await
             }
             _ => Self::on_sqlite(vars).await,
@@ -122,7 +125,7 @@ impl TestApp {
     }
 
     /// On `database_url`, or on a temporary SQLite file when it is empty.
-    async fn on(database_url: &str, vars: &[(&str, &str)]) -> Self {
+    pub async fn on(database_url: &str, vars: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database_url = match database_url {
             "" => format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display()),
@@ -261,24 +264,6 @@ impl TestApp {
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
     }
-}
-
-/// A new, empty schema on the PostgreSQL server at `server`, and a URL
-/// whose connections see only it: each test migrates and uses its own.
-pub async fn fresh_postgres_schema(server: &str) -> String {
-    let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(server)
-        .await
-        .unwrap_or_else(|e| panic!("TEST_POSTGRES_URL: {e}"));
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    let mut url = url::Url::parse(server).expect("TEST_POSTGRES_URL is a URL");
-    url.query_pairs_mut()
-        .append_pair("options", &format!("-c search_path={schema}"));
-    url.to_string()
 }
 
 pub fn credentials(email: &str, password: &str) -> String {
