@@ -325,14 +325,17 @@ async fn security_headers(
     response
 }
 
-/// Deletes sessions that ended over a week ago, and stale throttle entries.
+/// Deletes sessions that ended over a week ago, and the throttle's rows
+/// that no longer count.
 async fn housekeeping(state: AppState) {
     const RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
         let now = state.auth.clock.now_ms();
-        state.auth.service.throttle.prune(now);
+        if let Err(e) = state.auth.service.throttle.purge(now).await {
+            tracing::warn!(error = %e, "housekeeping of the login throttle failed");
+        }
         match state.auth.store.purge_ended(now, RETENTION).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "purged ended sessions"),

@@ -1,5 +1,6 @@
 //! Paths no request reaches directly: housekeeping's purge of ended
-//! sessions, and a live access token whose session ran out of time.
+//! sessions and of the login throttle's rows, and a live access token
+//! whose session ran out of time.
 
 mod common;
 
@@ -56,6 +57,42 @@ async fn purge_removes_only_sessions_ended_before_the_retention() {
     // The kept spent token still trips reuse detection.
     let replay = app.refresh(&active.refresh).await;
     assert_eq!(replay.code(), "token_reused");
+}
+
+/// Housekeeping deletes the throttle's rows once they no longer count, and
+/// keeps the failures of a lockout that still holds.
+#[tokio::test]
+async fn purge_removes_only_throttle_rows_that_no_longer_count() {
+    let app = TestApp::new().await;
+    let email = unique_email("locked");
+    app.register(&email).await;
+    for _ in 0..5 {
+        let reply = app.login_reply(&email, "wrong guess!").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let throttle = &app.state.auth.service.throttle;
+    let failures = "SELECT COUNT(*) FROM login_attempts WHERE failed_at IS NOT NULL";
+    let addresses = "SELECT COUNT(*) FROM address_attempts";
+    assert_eq!(
+        (app.count(failures).await, app.count(addresses).await),
+        (5, 6)
+    );
+
+    // Two minutes on: the address attempts are out of their minute, the
+    // failures still lock the pair.
+    app.advance(2 * MINUTE);
+    let now = app.state.auth.clock.now_ms();
+    assert_eq!(throttle.purge(now).await.unwrap(), 6);
+    assert_eq!(app.count(failures).await, 5);
+    let reply = app.login_reply(&email, PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Out of the 15-minute window, they go too.
+    app.advance(15 * MINUTE);
+    let now = app.state.auth.clock.now_ms();
+    assert_eq!(throttle.purge(now).await.unwrap(), 5 + 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM login_attempts").await, 0);
+    app.login(&email).await;
 }
 
 /// An access token can outlive its session's absolute cap by a few

@@ -23,6 +23,7 @@ use super::model::{ApiError, Dashboard, ErrorCode, Session, TokenResponse, User}
 use super::refresh::RefreshToken;
 use super::state::AuthContext;
 use super::store::{CreateError, RevokeReason, RotateError, UserRow};
+use super::throttle::Attempt;
 use super::validate::{check_new_password, email_key, parse_email, PASSWORD_MAX_BYTES};
 
 /// Longest user agent kept with a session.
@@ -125,7 +126,7 @@ async fn sign_in(
 
 /// What register and login do first: a well-formed form from an address
 /// that is still within its rate.
-fn admit(
+async fn admit(
     state: &AuthContext,
     address: std::net::IpAddr,
     form: Result<CredentialFields, Failure>,
@@ -136,6 +137,7 @@ fn admit(
         .service
         .throttle
         .check_rate(address, now)
+        .await?
         .map_err(rate_limited)?;
     Ok((form, now))
 }
@@ -158,7 +160,7 @@ pub async fn create_account(
     jar: CookieJar,
     form: Result<CredentialFields, Failure>,
 ) -> Result<SignedIn, Failure> {
-    let (form, now) = admit(state, address, form)?;
+    let (form, now) = admit(state, address, form).await?;
     let email = parse_email(&form.email).map_err(Failure::invalid_input)?;
     check_new_password(&form.password).map_err(Failure::invalid_input)?;
     let hash = state.service.passwords.hash(&form.password).await?;
@@ -194,48 +196,60 @@ pub async fn log_in(
     jar: CookieJar,
     form: Result<CredentialFields, Failure>,
 ) -> Result<SignedIn, Failure> {
-    let (form, now) = admit(state, address, form)?;
+    let (form, now) = admit(state, address, form).await?;
     let key = email_key(&form.email);
     let mut attempt = state
         .service
         .throttle
         .begin(&key, address, now)
+        .await?
         .map_err(rate_limited)?;
-
-    // Unknown email and wrong password take the same path and time.
-    // A 503 before the check starts (database, hashing slots) drops the
-    // attempt unchecked: it counts nothing.
-    let account = state.store.credentials(&key).await?;
-    let password = if form.password.len() > PASSWORD_MAX_BYTES {
-        ""
-    } else {
-        form.password.as_str()
-    };
-    let slot = state.service.passwords.slot().await?;
-    // From here a request dropped before its verdict counts as a failure.
-    attempt.checking(state.clock.now_ms());
-    let stored = account.as_ref().map(|a| a.password_hash.as_str());
-    let verified = match slot.verify(password, stored).await {
-        Ok(verified) => verified,
-        Err(failure) => {
-            attempt.unavailable();
-            return Err(failure);
+    match check_password(state, &key, &form.password, &mut attempt).await {
+        Ok(Some(user)) => {
+            attempt.succeeded().await?;
+            sign_in(state, jar, &user, headers).await
         }
-    };
-    match account {
-        Some(account) if verified && !password.is_empty() => {
-            attempt.succeeded();
-            sign_in(state, jar, &account.user, headers).await
-        }
-        _ => {
-            attempt.failed(state.clock.now_ms());
+        Ok(None) => {
+            attempt.failed(state.clock.now_ms()).await?;
             tracing::info!(%address, "login failed");
             Err(Failure::new(
                 ErrorCode::InvalidCredentials,
                 "The email or password is incorrect.",
             ))
         }
+        // A 503 (database, hashing slots), before the check or during it:
+        // no verdict, so the attempt counts nothing.
+        Err(failure) => {
+            if let Err(e) = attempt.unavailable().await {
+                tracing::warn!(error = %e, "could not end a login attempt; its lease will run out");
+            }
+            Err(failure)
+        }
     }
+}
+
+/// The account whose password this is, if any. Unknown email and wrong
+/// password take the same path and time.
+async fn check_password(
+    state: &AuthContext,
+    key: &str,
+    password: &str,
+    attempt: &mut Attempt,
+) -> Result<Option<UserRow>, Failure> {
+    let account = state.store.credentials(key).await?;
+    let password = if password.len() > PASSWORD_MAX_BYTES {
+        ""
+    } else {
+        password
+    };
+    let slot = state.service.passwords.slot().await?;
+    // From here a request dropped before its verdict counts as a failure.
+    attempt.checking(state.clock.now_ms());
+    let stored = account.as_ref().map(|a| a.password_hash.as_str());
+    let verified = slot.verify(password, stored).await?;
+    Ok(account
+        .filter(|_| verified && !password.is_empty())
+        .map(|account| account.user))
 }
 
 /// Revokes the cookie's session (if any) and clears the cookies; always 200

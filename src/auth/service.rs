@@ -6,7 +6,8 @@ use crate::config::Config;
 
 use super::cookies::CookiePolicy;
 use super::password::{Passwords, SLOT_WAIT};
-use super::throttle::{Limits, Throttle, DEFAULT_MAX_ENTRIES};
+use super::store::Store;
+use super::throttle::{Limits, Throttle};
 use super::tokens::AccessTokens;
 
 #[derive(Clone)]
@@ -21,7 +22,8 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(config: &Config) -> Self {
+    /// `store` keeps the throttle's state.
+    pub fn new(config: &Config, store: Store) -> Self {
         // Leave one core free of argon2, so refreshes never wait behind a
         // burst of logins (on one core there is no choice).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -40,7 +42,7 @@ impl Auth {
                     lockout: config.login_lockout,
                     rate_per_minute: config.auth_rate_per_minute,
                 },
-                DEFAULT_MAX_ENTRIES,
+                store,
             ),
             cookies: CookiePolicy {
                 secure: config.is_production(),

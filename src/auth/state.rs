@@ -18,8 +18,8 @@ use super::store::{Backend, Lifetimes, Store};
 pub struct AuthContext(Arc<AuthParts>);
 
 pub struct AuthParts {
-    /// Users, sessions and refresh tokens, and the rules over them: the
-    /// only way auth reaches the database.
+    /// Users, sessions, refresh tokens and the login throttle's state, and
+    /// the rules over them: the only way auth reaches the database.
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     /// Access tokens, passwords, throttle and request policy.
@@ -36,10 +36,11 @@ impl AuthContext {
             grace: config.refresh_reuse_grace,
         };
         let keys = RefreshKeys::new(config.refresh_secret.expose());
+        let store = Store::new(backend, keys, lifetimes);
         Self(Arc::new(AuthParts {
-            store: Store::new(backend, keys, lifetimes),
+            service: Auth::new(config, store.clone()),
+            store,
             clock,
-            service: Auth::new(config),
         }))
     }
 }

@@ -1,38 +1,41 @@
-//! Login throttling, in memory: failures per (email, address) and per email
-//! in a sliding window, attempts in flight counted against the allowance,
-//! and a per-address rate for login and register.
+//! Login throttling: failures per (email, address) and per email in a
+//! sliding window, attempts in flight counted against the allowance, and a
+//! per-address rate for login and register.
 //!
-//! Memory is bounded. A key is at most `EMAIL_KEY_MAX_BYTES` (a longer one is
-//! replaced by its digest), and each of the three maps holds at most
-//! `max_entries` entries. Only idle entries are ever dropped: a counter with
-//! a failure still in its window or an attempt in flight is kept, so nobody
-//! can flush a lockout (or a partial count) by flooding the map with junk.
-//! When a map is full of entries still needed, a new key gets 429.
+//! The state is rows in the database, kept by the store, so every server
+//! on one database shares it: five failures spread over two instances lock
+//! the pair on both. The rule is here, written once: the store reads an
+//! email's attempts that still count under a lock on the email that holds
+//! across instances, `admit` decides, and the store records the new attempt
+//! before the lock goes.
+//!
+//! An attempt in flight holds a lease of `LEASE`: its row counts until
+//! then, so an instance that crashes mid-attempt leaves nothing stuck. A
+//! normal end rewrites or deletes the row at once.
+//!
+//! What bounds the tables: a key is at most `EMAIL_KEY_MAX_BYTES` (a longer
+//! one is replaced by its digest); the per-address rate bounds how fast any
+//! one address adds rows to either table; an email takes no new attempt
+//! once `EMAIL_MAX_FAILURES` of its rows count; and housekeeping (`purge`)
+//! deletes every row once it no longer counts.
 
-use std::{
-    borrow::Cow,
-    collections::{HashMap, VecDeque},
-    net::IpAddr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{borrow::Cow, future::Future, net::IpAddr, time::Duration};
 
 use crate::clock::{as_ms, Millis};
 
+use super::store::{
+    AttemptRow, LiveAttempt, NewAttempt, Recent, Store, StoreError, ThrottleCutoffs,
+};
 use super::validate::{digest_key, EMAIL_KEY_MAX_BYTES};
 
 /// Failures for one email from anywhere before it locks for everyone.
 pub const EMAIL_MAX_FAILURES: u32 = 20;
-/// Entries per map the server keeps (see `Usage` for what one costs).
-pub const DEFAULT_MAX_ENTRIES: usize = 50_000;
+/// How long an attempt in flight counts if its server never ends it (it
+/// crashed, or lost the database); far longer than any password check.
+pub const LEASE: Duration = Duration::from_secs(60);
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// What a caller turned away only for attempts in flight is told to wait.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
-/// What a new key is told to wait when its map is full of entries in use.
-const FULL_WAIT: Duration = Duration::from_secs(60);
-/// A full map is swept for idle entries at most this often, so a flood of
-/// new keys against a full map costs one pass a second, not one a request.
-const SWEEP_EVERY: Millis = 1_000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -41,100 +44,67 @@ pub struct Limits {
     pub rate_per_minute: u32,
 }
 
-/// What the throttle holds: entries per map and the bytes of their email
-/// keys (each at most `EMAIL_KEY_MAX_BYTES`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Usage {
-    pub pairs: usize,
-    pub emails: usize,
-    pub addresses: usize,
-    pub key_bytes: usize,
-}
+/// Go ahead (`Ok`), or how long to wait before trying again.
+pub type Verdict<T> = Result<T, Duration>;
 
-impl Usage {
-    pub fn entries(&self) -> usize {
-        self.pairs + self.emails + self.addresses
-    }
-}
-
+/// What one counter (a pair, or an email) holds right now.
 #[derive(Default)]
-struct Counter {
-    failures: VecDeque<Millis>,
+struct Tally {
+    failures: u32,
+    oldest_failure: Option<Millis>,
     in_flight: u32,
 }
 
-impl Counter {
-    fn prune(&mut self, now: Millis, window: Millis) {
-        while self.failures.front().is_some_and(|&t| t + window <= now) {
-            self.failures.pop_front();
+impl Tally {
+    fn count(&mut self, failed_at: Option<Millis>) {
+        match failed_at {
+            Some(at) => {
+                self.failures += 1;
+                self.oldest_failure = Some(self.oldest_failure.map_or(at, |t| t.min(at)));
+            }
+            None => self.in_flight += 1,
         }
-    }
-
-    /// Keeps `failures` oldest first, even when attempts end out of order
-    /// (a dropped one is dated from when its check began).
-    fn record_failure(&mut self, at: Millis) {
-        let position = self.failures.partition_point(|&t| t <= at);
-        self.failures.insert(position, at);
     }
 
     /// How long until one more attempt fits under `max`, if it doesn't now.
     fn wait(&self, max: u32, now: Millis, window: Millis) -> Option<Duration> {
-        let used = self.failures.len() as u32 + self.in_flight;
-        if used < max {
+        if self.failures + self.in_flight < max {
             return None;
         }
-        Some(match self.failures.front() {
-            Some(&oldest) if self.failures.len() as u32 >= max => {
+        Some(match self.oldest_failure {
+            Some(oldest) if self.failures >= max => {
                 Duration::from_millis((oldest + window - now).max(1) as u64)
             }
             _ => IN_FLIGHT_WAIT,
         })
     }
+}
 
-    /// Nothing in flight and no failure left: it can go without losing
-    /// anything.
-    fn is_idle(&self) -> bool {
-        self.failures.is_empty() && self.in_flight == 0
+/// The rule of `begin`, over the email's attempts that still count (failures
+/// in the window, attempts in flight) from every address.
+fn admit(limits: &Limits, live: &[LiveAttempt], address: &str, now: Millis) -> Verdict<()> {
+    let (mut pair, mut email) = (Tally::default(), Tally::default());
+    for attempt in live {
+        email.count(attempt.failed_at);
+        if attempt.address == address && !attempt.pair_cleared {
+            pair.count(attempt.failed_at);
+        }
     }
+    let window = as_ms(limits.lockout);
+    let pair_wait = pair.wait(limits.max_failures, now, window);
+    let email_wait = email.wait(EMAIL_MAX_FAILURES, now, window);
+    pair_wait.max(email_wait).map_or(Ok(()), Err)
 }
 
-struct State {
-    pairs: HashMap<(String, IpAddr), Counter>,
-    emails: HashMap<String, Counter>,
-    attempts: HashMap<IpAddr, VecDeque<Millis>>,
-    /// Earliest time a full map may be swept again.
-    next_sweep: Millis,
-}
-
-#[derive(Clone)]
-pub struct Throttle {
-    limits: Limits,
-    max_entries: usize,
-    state: Arc<Mutex<State>>,
-}
-
-/// How a login attempt ended.
-enum Outcome {
-    Succeeded,
-    Failed(Millis),
-    /// No verdict: the check never ran, or the server couldn't finish it.
-    NoVerdict,
-}
-
-/// A login attempt holding its place in the allowance until it finishes.
-///
-/// It ends with `succeeded`, `failed` or `unavailable`. Dropped without one,
-/// it counts as a failure once its password check has started (`checking`):
-/// a client that hangs up mid-check has still had a guess's worth of work.
-/// Dropped before that (a 503 from the database or the hashing slots), it
-/// just frees its place.
-pub struct Attempt {
-    throttle: Throttle,
-    email: String,
-    address: IpAddr,
-    /// When the password check began.
-    checking_since: Option<Millis>,
-    done: bool,
+/// The rule of `check_rate`, over the address's attempts in the last minute.
+fn admit_rate(rate_per_minute: u32, recent: Recent, now: Millis) -> Verdict<()> {
+    if recent.count < rate_per_minute {
+        return Ok(());
+    }
+    let oldest = recent.oldest.unwrap_or(now);
+    Err(Duration::from_millis(
+        (oldest + as_ms(RATE_WINDOW) - now).max(1) as u64,
+    ))
 }
 
 /// `key`, or its digest when it is longer than any email key can be.
@@ -146,165 +116,145 @@ fn bounded(key: &str) -> Cow<'_, str> {
     }
 }
 
-impl State {
-    /// Drops idle counters and addresses with no attempt left in the window.
-    fn prune(&mut self, now: Millis, lockout: Millis) {
-        let rate = as_ms(RATE_WINDOW);
-        self.pairs.retain(|_, c| {
-            c.prune(now, lockout);
-            !c.is_idle()
-        });
-        self.emails.retain(|_, c| {
-            c.prune(now, lockout);
-            !c.is_idle()
-        });
-        self.attempts
-            .retain(|_, t| t.back().is_some_and(|&last| last + rate > now));
-    }
-
-    /// Prunes, unless a sweep ran less than `SWEEP_EVERY` ago.
-    fn sweep(&mut self, now: Millis, lockout: Millis) {
-        if now >= self.next_sweep {
-            self.next_sweep = now + SWEEP_EVERY;
-            self.prune(now, lockout);
-        }
-    }
-
-    /// Whether a new attempt for `pair` fits without growing a map past `max`.
-    fn has_room(&self, pair: &(String, IpAddr), max: usize) -> bool {
-        let fits = |present: bool, len: usize| present || len < max;
-        fits(self.pairs.contains_key(pair), self.pairs.len())
-            && fits(self.emails.contains_key(&pair.0), self.emails.len())
+/// Runs `work` on a task of its own and waits for it. A request dropped
+/// midway (its client hung up) stops waiting, but the work still finishes:
+/// the throttle's rows never depend on a client staying to the end.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: the runtime is shutting down, and the pool with it.
+        Err(_) => Err(StoreError::PoolClosed),
     }
 }
 
+/// The login throttle: its rule over rows the store keeps. Cheap to clone.
+#[derive(Clone)]
+pub struct Throttle {
+    limits: Limits,
+    store: Store,
+}
+
 impl Throttle {
-    /// `max_entries` bounds each map (`DEFAULT_MAX_ENTRIES` in the server).
-    pub fn new(limits: Limits, max_entries: usize) -> Self {
-        Self {
-            limits,
-            max_entries: max_entries.max(1),
-            state: Arc::new(Mutex::new(State {
-                pairs: HashMap::new(),
-                emails: HashMap::new(),
-                attempts: HashMap::new(),
-                next_sweep: Millis::MIN,
-            })),
-        }
+    pub fn new(limits: Limits, store: Store) -> Self {
+        Self { limits, store }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic elsewhere never leaves these counters half-written.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Counts one login or register attempt from `address`; Err is how long
-    /// to wait.
-    pub fn check_rate(&self, address: IpAddr, now: Millis) -> Result<(), Duration> {
-        let window = as_ms(RATE_WINDOW);
-        let lockout = as_ms(self.limits.lockout);
-        let mut state = self.lock();
-        if !state.attempts.contains_key(&address) && state.attempts.len() >= self.max_entries {
-            state.sweep(now, lockout);
-            if state.attempts.len() >= self.max_entries {
-                return Err(FULL_WAIT);
-            }
-        }
-        let times = state.attempts.entry(address).or_default();
-        while times.front().is_some_and(|&t| t + window <= now) {
-            times.pop_front();
-        }
-        if times.len() as u32 >= self.limits.rate_per_minute {
-            let oldest = *times.front().expect("limit is at least one");
-            return Err(Duration::from_millis((oldest + window - now).max(1) as u64));
-        }
-        times.push_back(now);
-        Ok(())
+    /// Counts one login or register attempt from `address`, unless it is
+    /// over the rate: then how long to wait.
+    pub async fn check_rate(
+        &self,
+        address: IpAddr,
+        now: Millis,
+    ) -> Result<Verdict<()>, StoreError> {
+        let rate = self.limits.rate_per_minute;
+        let since = now.saturating_sub(as_ms(RATE_WINDOW));
+        self.store
+            .add_address_attempt(&address.to_string(), since, now, |recent| {
+                admit_rate(rate, recent, now)
+            })
+            .await
     }
 
     /// Reserves a password check for `email` (an `email_key`) from
     /// `address`, or says how long to wait.
-    pub fn begin(&self, email: &str, address: IpAddr, now: Millis) -> Result<Attempt, Duration> {
-        let window = as_ms(self.limits.lockout);
-        let pair = (bounded(email).into_owned(), address);
-        let mut state = self.lock();
-        let wait_of = |counter: Option<&mut Counter>, max: u32| {
-            counter.and_then(|c| {
-                c.prune(now, window);
-                c.wait(max, now, window)
-            })
+    pub async fn begin(
+        &self,
+        email: &str,
+        address: IpAddr,
+        now: Millis,
+    ) -> Result<Verdict<Attempt>, StoreError> {
+        let throttle = self.clone();
+        let email = bounded(email).into_owned();
+        // Should the request be dropped, the attempt made for it is
+        // dropped on the task, and frees its place at once.
+        detached(throttle.begin_on_task(email, address, now)).await
+    }
+
+    async fn begin_on_task(
+        self,
+        email_key: String,
+        address: IpAddr,
+        now: Millis,
+    ) -> Result<Verdict<Attempt>, StoreError> {
+        let address = address.to_string();
+        let new = NewAttempt {
+            email_key: &email_key,
+            address: &address,
+            now,
+            lease_until: now.saturating_add(as_ms(LEASE)),
+            failures_after: now.saturating_sub(as_ms(self.limits.lockout)),
         };
-        let pair_wait = wait_of(state.pairs.get_mut(&pair), self.limits.max_failures);
-        let email_wait = wait_of(state.emails.get_mut(&pair.0), EMAIL_MAX_FAILURES);
-        if let Some(wait) = pair_wait.max(email_wait) {
-            return Err(wait);
-        }
-        if !state.has_room(&pair, self.max_entries) {
-            state.sweep(now, window);
-            if !state.has_room(&pair, self.max_entries) {
-                return Err(FULL_WAIT);
-            }
-        }
-        state.emails.entry(pair.0.clone()).or_default().in_flight += 1;
-        let (email, address) = pair.clone();
-        state.pairs.entry(pair).or_default().in_flight += 1;
-        Ok(Attempt {
-            throttle: self.clone(),
-            email,
-            address,
+        let limits = self.limits;
+        let begun = self
+            .store
+            .begin_attempt(&new, |live| admit(&limits, live, &address, now))
+            .await?;
+        Ok(begun.map(|id| Attempt {
+            store: self.store,
+            row: AttemptRow {
+                id,
+                email_key,
+                address,
+                started_at: now,
+            },
             checking_since: None,
             done: false,
-        })
+        }))
     }
 
-    /// Forgets counters with nothing left in their window.
-    pub fn prune(&self, now: Millis) {
-        let lockout = as_ms(self.limits.lockout);
-        self.lock().prune(now, lockout);
+    /// Deletes what no longer counts: failures out of the window, leases
+    /// run out, address attempts over a minute old. How many rows.
+    pub async fn purge(&self, now: Millis) -> Result<u64, StoreError> {
+        let cutoffs = ThrottleCutoffs {
+            failed_by: now.saturating_sub(as_ms(self.limits.lockout)),
+            leased_by: now,
+            rate_by: now.saturating_sub(as_ms(RATE_WINDOW)),
+        };
+        self.store.purge_throttle(&cutoffs).await
     }
+}
 
-    /// What the throttle holds right now.
-    pub fn usage(&self) -> Usage {
-        let state = self.lock();
-        Usage {
-            pairs: state.pairs.len(),
-            emails: state.emails.len(),
-            addresses: state.attempts.len(),
-            key_bytes: state.pairs.keys().map(|(k, _)| k.len()).sum::<usize>()
-                + state.emails.keys().map(String::len).sum::<usize>(),
-        }
-    }
+/// How a login attempt ended.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Succeeded,
+    Failed(Millis),
+    /// No verdict: the check never ran, or the server couldn't finish it.
+    NoVerdict,
+}
 
-    fn finish(&self, email: &str, address: IpAddr, outcome: Outcome) {
-        let mut state = self.lock();
-        let key = (email.to_string(), address);
-        if let Some(pair) = state.pairs.get_mut(&key) {
-            pair.in_flight = pair.in_flight.saturating_sub(1);
-            match outcome {
-                Outcome::Succeeded => pair.failures.clear(),
-                Outcome::Failed(at) => pair.record_failure(at),
-                Outcome::NoVerdict => {}
-            }
-            if pair.is_idle() {
-                state.pairs.remove(&key);
-            }
-        }
-        if let Some(global) = state.emails.get_mut(email) {
-            global.in_flight = global.in_flight.saturating_sub(1);
-            if let Outcome::Failed(at) = outcome {
-                global.record_failure(at);
-            }
-            if global.is_idle() {
-                state.emails.remove(email);
-            }
+impl Outcome {
+    async fn record(self, store: Store, attempt: AttemptRow) -> Result<(), StoreError> {
+        match self {
+            Outcome::Succeeded => store.succeed_attempt(&attempt).await,
+            Outcome::Failed(at) => store.fail_attempt(&attempt, at).await,
+            Outcome::NoVerdict => store.forget_attempt(attempt.id).await,
         }
     }
 }
 
+/// A login attempt holding its place in the allowance until it finishes.
+///
+/// It ends with `succeeded`, `failed` or `unavailable`. Dropped without one,
+/// it counts as a failure once its password check has started (`checking`):
+/// a client that hangs up mid-check has still had a guess's worth of work.
+/// Dropped before that, it just frees its place. (A drop writes on a task
+/// of its own; with no runtime to run it, the lease runs out instead.)
+pub struct Attempt {
+    store: Store,
+    row: AttemptRow,
+    /// When the password check began.
+    checking_since: Option<Millis>,
+    done: bool,
+}
+
 impl Attempt {
-    fn end(&mut self, outcome: Outcome) {
+    async fn end(mut self, outcome: Outcome) -> Result<(), StoreError> {
         self.done = true;
-        self.throttle.finish(&self.email, self.address, outcome);
+        detached(outcome.record(self.store.clone(), self.row.clone())).await
     }
 
     /// The password check starts now: from here on, dropping the attempt
@@ -313,18 +263,18 @@ impl Attempt {
         self.checking_since = Some(now);
     }
 
-    pub fn succeeded(mut self) {
-        self.end(Outcome::Succeeded);
+    pub async fn succeeded(self) -> Result<(), StoreError> {
+        self.end(Outcome::Succeeded).await
     }
 
-    pub fn failed(mut self, now: Millis) {
-        self.end(Outcome::Failed(now));
+    pub async fn failed(self, now: Millis) -> Result<(), StoreError> {
+        self.end(Outcome::Failed(now)).await
     }
 
     /// The server couldn't give a verdict (a 503): frees the place and
     /// counts nothing, even after `checking`.
-    pub fn unavailable(mut self) {
-        self.end(Outcome::NoVerdict);
+    pub async fn unavailable(self) -> Result<(), StoreError> {
+        self.end(Outcome::NoVerdict).await
     }
 }
 
@@ -335,19 +285,33 @@ impl Drop for Attempt {
         }
         let outcome = match self.checking_since {
             Some(at) => {
-                tracing::info!(address = %self.address, "login dropped during its password check; counted as a failure");
+                tracing::info!(address = %self.row.address, "login dropped during its password check; counted as a failure");
                 Outcome::Failed(at)
             }
             None => Outcome::NoVerdict,
         };
-        self.end(outcome);
+        let write = outcome.record(self.store.clone(), self.row.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = write.await {
+                        tracing::warn!(error = %e, "could not end a dropped login attempt; its lease will run out");
+                    }
+                });
+            }
+            Err(_) => {
+                tracing::warn!("no runtime to end a dropped login attempt; its lease will run out")
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::validate::email_key;
+    use crate::auth::refresh::RefreshKeys;
+    use crate::auth::store::Lifetimes;
+    use sqlx::SqlitePool;
 
     const MIN: Millis = 60_000;
 
@@ -357,236 +321,321 @@ mod tests {
         rate_per_minute: 3,
     };
 
-    fn throttle() -> Throttle {
-        Throttle::new(LIMITS, DEFAULT_MAX_ENTRIES)
+    /// A throttle on a fresh SQLite file, as one server instance sees it.
+    struct Fixture {
+        t: Throttle,
+        pool: SqlitePool,
+        dir: tempfile::TempDir,
+    }
+
+    async fn instance(url: &str) -> (Throttle, SqlitePool) {
+        let pool = crate::db::sqlite::connect(url).await.unwrap();
+        let lifetimes = Lifetimes {
+            idle: Duration::from_secs(3600),
+            absolute: Duration::from_secs(3 * 3600),
+            grace: Duration::from_secs(10),
+        };
+        let keys = RefreshKeys::new(b"a refresh secret of at least 32 bytes");
+        let store = Store::new(pool.clone().into(), keys, lifetimes);
+        (Throttle::new(LIMITS, store), pool)
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, pool) = instance(&url_of(&dir)).await;
+        Fixture { t, pool, dir }
+    }
+
+    fn url_of(dir: &tempfile::TempDir) -> String {
+        format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display())
+    }
+
+    impl Fixture {
+        async fn begin(&self, email: &str, address: IpAddr, now: Millis) -> Verdict<Attempt> {
+            self.t.begin(email, address, now).await.unwrap()
+        }
+
+        async fn fail(&self, email: &str, address: IpAddr, now: Millis) {
+            let attempt = self.begin(email, address, now).await.unwrap();
+            attempt.failed(now).await.unwrap();
+        }
+
+        async fn wait(&self, email: &str, address: IpAddr, now: Millis) -> Option<Duration> {
+            self.begin(email, address, now).await.err()
+        }
+
+        async fn count(&self, sql: &str) -> i64 {
+            sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+        }
+
+        /// Waits for dropped attempts to end: each writes on a task of
+        /// its own.
+        async fn settled(&self) {
+            for _ in 0..500 {
+                let in_flight = "SELECT COUNT(*) FROM login_attempts WHERE lease_until IS NOT NULL";
+                if self.count(in_flight).await == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("dropped attempts never ended");
+        }
     }
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, last])
     }
 
-    #[test]
-    fn sixth_attempt_waits_until_the_oldest_failure_leaves() {
-        let t = throttle();
+    #[tokio::test]
+    async fn sixth_attempt_waits_until_the_oldest_failure_leaves() {
+        let f = fixture().await;
         for i in 0..5 {
-            t.begin("a@x.io", ip(1), i * MIN).unwrap().failed(i * MIN);
+            f.fail("a@x.io", ip(1), i * MIN).await;
         }
-        let wait = t.begin("a@x.io", ip(1), 5 * MIN).err().unwrap();
-        assert_eq!(wait, Duration::from_secs(10 * 60));
+        let wait = f.wait("a@x.io", ip(1), 5 * MIN).await;
+        assert_eq!(wait, Some(Duration::from_secs(10 * 60)));
         // Another address is not locked out by these five.
-        assert!(t.begin("a@x.io", ip(2), 5 * MIN).is_ok());
+        assert!(f.begin("a@x.io", ip(2), 5 * MIN).await.is_ok());
         // Once the first failure is 15 minutes old, one more try is allowed.
-        assert!(t.begin("a@x.io", ip(1), 15 * MIN).is_ok());
+        assert!(f.begin("a@x.io", ip(1), 15 * MIN).await.is_ok());
     }
 
-    #[test]
-    fn success_clears_the_pair() {
-        let t = throttle();
+    #[tokio::test]
+    async fn success_clears_the_pair() {
+        let f = fixture().await;
         for _ in 0..4 {
-            t.begin("a@x.io", ip(1), 0).unwrap().failed(0);
+            f.fail("a@x.io", ip(1), 0).await;
         }
-        t.begin("a@x.io", ip(1), 0).unwrap().succeeded();
+        let attempt = f.begin("a@x.io", ip(1), 0).await.unwrap();
+        attempt.succeeded().await.unwrap();
         for _ in 0..4 {
-            t.begin("a@x.io", ip(1), 0).unwrap().failed(0);
+            f.fail("a@x.io", ip(1), 0).await;
         }
-        assert!(t.begin("a@x.io", ip(1), 0).is_ok());
+        assert!(f.begin("a@x.io", ip(1), 0).await.is_ok());
     }
 
-    #[test]
-    fn twenty_failures_from_anywhere_lock_the_email() {
-        let t = throttle();
+    #[tokio::test]
+    async fn a_success_keeps_the_failures_counted_for_the_email() {
+        let f = fixture().await;
+        for _ in 0..4 {
+            f.fail("a@x.io", ip(1), 0).await;
+        }
+        let attempt = f.begin("a@x.io", ip(1), 0).await.unwrap();
+        attempt.succeeded().await.unwrap();
+        for i in 0..16u8 {
+            f.fail("a@x.io", ip(100 + i), 0).await;
+        }
+        // Four cleared for the pair plus sixteen: twenty for the email.
+        assert_eq!(
+            f.wait("a@x.io", ip(1), MIN).await,
+            Some(Duration::from_secs(14 * 60))
+        );
+    }
+
+    #[tokio::test]
+    async fn twenty_failures_from_anywhere_lock_the_email() {
+        let f = fixture().await;
         for i in 0..20u8 {
-            t.begin("a@x.io", ip(i), 0).unwrap().failed(0);
+            f.fail("a@x.io", ip(i), 0).await;
         }
-        assert!(t.begin("a@x.io", ip(200), 0).is_err());
-        assert!(t.begin("b@x.io", ip(200), 0).is_ok());
+        assert!(f.begin("a@x.io", ip(200), 0).await.is_err());
+        assert!(f.begin("b@x.io", ip(200), 0).await.is_ok());
     }
 
-    #[test]
-    fn attempts_in_flight_count() {
-        let t = throttle();
-        let held: Vec<_> = (0..5)
-            .map(|_| t.begin("a@x.io", ip(1), 0).unwrap())
-            .collect();
-        assert_eq!(t.begin("a@x.io", ip(1), 0).err(), Some(IN_FLIGHT_WAIT));
+    #[tokio::test]
+    async fn attempts_in_flight_count() {
+        let f = fixture().await;
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            held.push(f.begin("a@x.io", ip(1), 0).await.unwrap());
+        }
+        assert_eq!(f.wait("a@x.io", ip(1), 0).await, Some(IN_FLIGHT_WAIT));
         drop(held);
-        assert!(t.begin("a@x.io", ip(1), 0).is_ok());
+        f.settled().await;
+        assert!(f.begin("a@x.io", ip(1), 0).await.is_ok());
     }
 
-    #[test]
-    fn rate_per_address() {
-        let t = throttle();
+    #[tokio::test]
+    async fn rate_per_address() {
+        let f = fixture().await;
         for _ in 0..3 {
-            t.check_rate(ip(1), 0).unwrap();
+            f.t.check_rate(ip(1), 0).await.unwrap().unwrap();
         }
-        assert_eq!(t.check_rate(ip(1), 1_000), Err(Duration::from_secs(59)));
-        assert!(t.check_rate(ip(2), 1_000).is_ok());
-        assert!(t.check_rate(ip(1), MIN).is_ok());
+        assert_eq!(
+            f.t.check_rate(ip(1), 1_000).await.unwrap(),
+            Err(Duration::from_secs(59))
+        );
+        assert!(f.t.check_rate(ip(2), 1_000).await.unwrap().is_ok());
+        assert!(f.t.check_rate(ip(1), MIN).await.unwrap().is_ok());
     }
 
-    #[test]
-    fn a_dropped_attempt_counts_as_a_failure_once_its_check_started() {
-        let t = throttle();
+    #[tokio::test]
+    async fn a_dropped_attempt_counts_as_a_failure_once_its_check_started() {
+        let f = fixture().await;
         for _ in 0..4 {
-            t.begin("a@x.io", ip(1), 0).unwrap().failed(0);
+            f.fail("a@x.io", ip(1), 0).await;
         }
         // The client hangs up while its password is being checked.
-        let mut attempt = t.begin("a@x.io", ip(1), 0).unwrap();
+        let mut attempt = f.begin("a@x.io", ip(1), 0).await.unwrap();
         attempt.checking(MIN);
         drop(attempt);
+        f.settled().await;
         assert_eq!(
-            t.begin("a@x.io", ip(1), 2 * MIN).err(),
+            f.wait("a@x.io", ip(1), 2 * MIN).await,
             Some(Duration::from_secs(13 * 60))
         );
         // Counted at the time its check began: once the first four leave
         // the window, it alone remains.
-        assert!(t.begin("a@x.io", ip(1), 15 * MIN).is_ok());
+        assert!(f.begin("a@x.io", ip(1), 15 * MIN).await.is_ok());
     }
 
-    #[test]
-    fn failures_stay_in_time_order_when_attempts_end_out_of_order() {
-        let t = throttle();
-        let mut early = t.begin("a@x.io", ip(1), 0).unwrap();
+    #[tokio::test]
+    async fn failures_stay_in_time_order_when_attempts_end_out_of_order() {
+        let f = fixture().await;
+        let mut early = f.begin("a@x.io", ip(1), 0).await.unwrap();
         early.checking(0);
         for _ in 0..4 {
-            t.begin("a@x.io", ip(1), 5 * MIN).unwrap().failed(5 * MIN);
+            f.fail("a@x.io", ip(1), 5 * MIN).await;
         }
         // Dropped last, but dated from when its check began.
         drop(early);
+        f.settled().await;
         assert_eq!(
-            t.begin("a@x.io", ip(1), 5 * MIN).err(),
+            f.wait("a@x.io", ip(1), 5 * MIN).await,
             Some(Duration::from_secs(10 * 60))
         );
-        assert!(t.begin("a@x.io", ip(1), 15 * MIN).is_ok());
+        assert!(f.begin("a@x.io", ip(1), 15 * MIN).await.is_ok());
     }
 
-    #[test]
-    fn an_attempt_without_a_check_or_ending_unavailable_counts_nothing() {
-        let t = throttle();
+    #[tokio::test]
+    async fn an_attempt_without_a_check_or_ending_unavailable_counts_nothing() {
+        let f = fixture().await;
         for _ in 0..10 {
             // Turned away before the check (say the database is down).
-            drop(t.begin("a@x.io", ip(1), 0).unwrap());
+            drop(f.begin("a@x.io", ip(1), 0).await.unwrap());
             // The check began, but no verdict came (the hash task failed).
-            let mut attempt = t.begin("a@x.io", ip(1), 0).unwrap();
+            let mut attempt = f.begin("a@x.io", ip(1), 0).await.unwrap();
             attempt.checking(0);
-            attempt.unavailable();
+            attempt.unavailable().await.unwrap();
         }
-        assert_eq!(t.usage().entries(), 0, "idle counters are dropped at once");
+        f.settled().await;
+        let rows = "SELECT COUNT(*) FROM login_attempts";
+        assert_eq!(f.count(rows).await, 0, "no verdict leaves no row");
         for _ in 0..5 {
-            t.begin("a@x.io", ip(1), 0).unwrap().failed(0);
+            f.fail("a@x.io", ip(1), 0).await;
         }
-        assert!(t.begin("a@x.io", ip(1), 0).is_err());
+        assert!(f.begin("a@x.io", ip(1), 0).await.is_err());
     }
 
-    #[test]
-    fn a_success_leaves_nothing_behind() {
-        let t = throttle();
-        t.begin("a@x.io", ip(1), 0).unwrap().succeeded();
-        assert_eq!(t.usage().entries(), 0);
+    #[tokio::test]
+    async fn a_success_leaves_nothing_behind() {
+        let f = fixture().await;
+        let attempt = f.begin("a@x.io", ip(1), 0).await.unwrap();
+        attempt.succeeded().await.unwrap();
+        assert_eq!(f.count("SELECT COUNT(*) FROM login_attempts").await, 0);
     }
 
-    #[test]
-    fn an_overlong_key_is_kept_as_a_digest() {
-        let t = throttle();
+    #[tokio::test]
+    async fn an_overlong_key_is_kept_as_a_digest() {
+        let f = fixture().await;
         let long = "x".repeat(64 * 1024);
         for _ in 0..5 {
-            t.begin(&long, ip(1), 0).unwrap().failed(0);
+            f.fail(&long, ip(1), 0).await;
         }
-        let usage = t.usage();
-        assert_eq!((usage.pairs, usage.emails), (1, 1));
-        assert!(usage.key_bytes <= 2 * EMAIL_KEY_MAX_BYTES, "{usage:?}");
+        let keys = "SELECT COUNT(DISTINCT email_key) FROM login_attempts";
+        assert_eq!(f.count(keys).await, 1);
+        let longest = f
+            .count("SELECT MAX(LENGTH(email_key)) FROM login_attempts")
+            .await;
+        assert!(longest as usize <= EMAIL_KEY_MAX_BYTES, "{longest}");
         // Still one counter, so it still locks.
-        assert!(t.begin(&long, ip(1), 0).is_err());
+        assert!(f.begin(&long, ip(1), 0).await.is_err());
     }
 
-    #[test]
-    fn a_full_map_makes_room_only_from_idle_entries() {
-        let t = Throttle::new(LIMITS, 2);
-        t.begin("a@x.io", ip(1), 0).unwrap().failed(0);
-        t.begin("b@x.io", ip(1), 0).unwrap().failed(0);
-        // Full of counters with a failure in their window: a new key waits,
-        // known keys go on.
-        assert_eq!(t.begin("c@x.io", ip(1), MIN).err(), Some(FULL_WAIT));
-        assert_eq!(t.begin("a@x.io", ip(2), MIN).err(), Some(FULL_WAIT));
-        t.begin("a@x.io", ip(1), MIN).unwrap().failed(MIN);
-        // Once the failures at 0 leave the window, b is idle and makes room;
-        // a keeps its failure at one minute.
-        let c = t.begin("c@x.io", ip(1), 15 * MIN).unwrap();
-        assert_eq!(t.usage().emails, 2);
-        c.failed(15 * MIN);
-    }
-
-    #[test]
-    fn the_address_map_is_bounded_too() {
-        let t = Throttle::new(LIMITS, 2);
-        t.check_rate(ip(1), 0).unwrap();
-        t.check_rate(ip(2), 0).unwrap();
-        assert_eq!(t.check_rate(ip(3), 0), Err(FULL_WAIT));
-        assert!(t.check_rate(ip(1), 0).is_ok());
-        assert!(t.check_rate(ip(3), MIN).is_ok());
-        assert!(t.usage().addresses <= 2);
-    }
-
-    #[test]
-    fn junk_emails_leave_it_bounded_while_a_lockout_holds() {
-        const CAP: usize = 1_000;
-        let t = Throttle::new(
-            Limits {
-                rate_per_minute: 1_000_000,
-                ..LIMITS
-            },
-            CAP,
-        );
-        let victim = email_key("Victim@Example.com");
-        for i in 0..5 {
-            t.begin(&victim, ip(1), i).unwrap().failed(i);
+    #[tokio::test]
+    async fn a_lease_runs_out_when_its_instance_never_ends_the_attempt() {
+        let f = fixture().await;
+        // Five attempts whose server crashed mid-check: nothing ends them.
+        for _ in 0..5 {
+            std::mem::forget(f.begin("a@x.io", ip(1), 0).await.unwrap());
         }
-        let locked_for = t.begin(&victim, ip(1), 10).err().unwrap();
-        // A partial count and an attempt in flight, neither to be flushed.
-        let partial = email_key("partial@example.com");
-        for _ in 0..4 {
-            t.begin(&partial, ip(2), 10).unwrap().failed(10);
-        }
-        let in_flight = t.begin(&email_key("busy@example.com"), ip(3), 10).unwrap();
-
-        let mut admitted = 0;
-        for i in 0..10_000u32 {
-            let junk = match i % 100 {
-                0 => format!("{i}{}@junk.example", "X".repeat(64 * 1024 - 20)),
-                n if n % 10 == 0 => format!("{i}{}@junk.example", "y".repeat(n as usize * 20)),
-                _ => format!("junk{i}@junk.example"),
-            };
-            let [_, _, hi, lo] = i.to_be_bytes();
-            let address = IpAddr::from([10, 1, hi, lo]);
-            let now = 20 + Millis::from(i);
-            let _ = t.check_rate(address, now);
-            if let Ok(attempt) = t.begin(&email_key(&junk), address, now) {
-                admitted += 1;
-                attempt.failed(now);
-            }
-            let usage = t.usage();
-            assert!(
-                usage.pairs <= CAP && usage.emails <= CAP && usage.addresses <= CAP,
-                "{usage:?}"
-            );
-            assert!(
-                usage.key_bytes <= 2 * CAP * EMAIL_KEY_MAX_BYTES,
-                "{usage:?}"
-            );
-        }
-        assert!(admitted <= CAP, "{admitted} junk keys admitted");
-
-        // The lockout holds, to the same moment.
-        let now = 20_000;
+        let lease_end = as_ms(LEASE);
         assert_eq!(
-            t.begin(&victim, ip(1), now).err(),
-            Some(locked_for - Duration::from_millis(now as u64 - 10))
+            f.wait("a@x.io", ip(1), lease_end - 1).await,
+            Some(IN_FLIGHT_WAIT)
         );
-        // The partial count was kept: one more failure locks.
-        t.begin(&partial, ip(2), now).unwrap().failed(now);
-        assert!(t.begin(&partial, ip(2), now).is_err());
-        // The attempt in flight still had its counter to finish into.
-        in_flight.failed(now);
-        assert_eq!(t.usage().emails, CAP);
+        // Their leases run out together, and they stop counting.
+        let attempt = f.begin("a@x.io", ip(1), lease_end).await.unwrap();
+        attempt.unavailable().await.unwrap();
+        // Housekeeping then deletes them.
+        assert_eq!(f.t.purge(lease_end).await.unwrap(), 5);
+        assert_eq!(f.count("SELECT COUNT(*) FROM login_attempts").await, 0);
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_outlives_its_lease_still_counts_its_failure() {
+        let f = fixture().await;
+        let mut slow = f.begin("a@x.io", ip(1), 0).await.unwrap();
+        slow.checking(0);
+        // Its lease ran out and housekeeping deleted its row.
+        f.t.purge(as_ms(LEASE)).await.unwrap();
+        slow.failed(as_ms(LEASE) + 1).await.unwrap();
+        let failures = "SELECT COUNT(*) FROM login_attempts WHERE failed_at IS NOT NULL";
+        assert_eq!(f.count(failures).await, 1);
+    }
+
+    #[tokio::test]
+    async fn purge_deletes_only_what_no_longer_counts() {
+        let f = fixture().await;
+        for i in 0..5 {
+            f.fail("a@x.io", ip(1), i * MIN).await;
+        }
+        for _ in 0..3 {
+            f.t.check_rate(ip(3), 14 * MIN).await.unwrap().unwrap();
+        }
+        let held = f.begin("b@x.io", ip(2), 15 * MIN).await.unwrap();
+        // At 15m30s the failure at 0 and the address attempts are out.
+        let now = 15 * MIN + MIN / 2;
+        assert_eq!(f.t.purge(now).await.unwrap(), 1 + 3);
+        assert_eq!(f.count("SELECT COUNT(*) FROM address_attempts").await, 0);
+        // The four failures left still count: one more locks the pair
+        // until the one at a minute leaves.
+        f.fail("a@x.io", ip(1), now).await;
+        assert_eq!(
+            f.wait("a@x.io", ip(1), now).await,
+            Some(Duration::from_secs(30))
+        );
+        // The attempt in flight kept its row, and ends into it.
+        held.failed(now).await.unwrap();
+        let of_b = "SELECT COUNT(*) FROM login_attempts WHERE email_key = 'b@x.io'";
+        assert_eq!(f.count(of_b).await, 1);
+    }
+
+    #[tokio::test]
+    async fn instances_on_one_database_share_the_count() {
+        let f = fixture().await;
+        let (other, _pool) = instance(&url_of(&f.dir)).await;
+        for i in 0..5 {
+            let t = if i % 2 == 0 { &f.t } else { &other };
+            let attempt = t.begin("a@x.io", ip(1), 0).await.unwrap().unwrap();
+            attempt.failed(0).await.unwrap();
+        }
+        for t in [&f.t, &other] {
+            assert!(t.begin("a@x.io", ip(1), MIN).await.unwrap().is_err());
+        }
+        // An attempt in flight on one counts on the other.
+        let mut held = Vec::new();
+        for i in 0..5 {
+            let t = if i < 2 { &f.t } else { &other };
+            held.push(t.begin("b@x.io", ip(1), 0).await.unwrap().unwrap());
+        }
+        for t in [&f.t, &other] {
+            let wait = t.begin("b@x.io", ip(1), 0).await.unwrap().err();
+            assert_eq!(wait, Some(IN_FLIGHT_WAIT));
+        }
+        for attempt in held {
+            attempt.unavailable().await.unwrap();
+        }
+        assert!(other.begin("b@x.io", ip(1), 0).await.unwrap().is_ok());
     }
 }

@@ -1,6 +1,7 @@
-//! The store: the one door to the database for users, sessions and refresh
-//! tokens. Handlers, the bearer check and the pages call its methods; none
-//! of them sees a pool or writes SQL.
+//! The store: the one door to the database for users, sessions, refresh
+//! tokens and the login throttle's state. Handlers, the bearer check, the
+//! throttle and the pages call its methods; none of them sees a pool or
+//! writes SQL.
 //!
 //! The rules are Rust, written once, in `rules`: when a session is live,
 //! and what a presented refresh token gets. An engine (`sqlite.rs`,
@@ -9,6 +10,12 @@
 //! conditional write that succeeds only while the parent token is still
 //! unspent and its session not revoked, so two requests that both decided
 //! to spend one token can't both do it, whatever the engine's isolation.
+//!
+//! The login throttle's rule is Rust too, in `auth::throttle`. Its rows
+//! (`login_attempts`, `address_attempts`) are shared by every server on the
+//! database; the one subtle method is `begin_attempt`, which reads an
+//! email's attempts, asks the rule, and records the new one, all under a
+//! lock on that email that holds across instances.
 
 mod postgres;
 mod rows;
@@ -148,6 +155,53 @@ pub struct Spend<'a> {
     pub now: Millis,
 }
 
+/// A login attempt to record as in flight, and what of its email's
+/// attempts still counts.
+pub struct NewAttempt<'a> {
+    pub email_key: &'a str,
+    pub address: &'a str,
+    pub now: Millis,
+    /// It counts as in flight until then, unless it ends first.
+    pub lease_until: Millis,
+    /// Failures at or before this have left the window.
+    pub failures_after: Millis,
+}
+
+/// One of an email's attempts that still counts: in flight (`failed_at`
+/// is `None`, its lease not yet expired) or failed within the window.
+#[derive(Debug, Clone)]
+pub struct LiveAttempt {
+    pub address: String,
+    pub failed_at: Option<Millis>,
+    /// A success at this pair since: it still counts for the email only.
+    pub pair_cleared: bool,
+}
+
+/// A login attempt recorded in flight, as its end needs it.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub email_key: String,
+    pub address: String,
+    pub started_at: Millis,
+}
+
+/// An address's login and register attempts in the rate window.
+#[derive(Debug, Clone, Copy)]
+pub struct Recent {
+    pub count: u32,
+    pub oldest: Option<Millis>,
+}
+
+/// Throttle rows that no longer count, deleted by housekeeping: failures
+/// at or before `failed_by`, leases that ran out by `leased_by`, address
+/// attempts at or before `rate_by`.
+pub struct ThrottleCutoffs {
+    pub failed_by: Millis,
+    pub leased_by: Millis,
+    pub rate_by: Millis,
+}
+
 /// What an engine does: rows in, rows out, no rules. Each write is one
 /// transaction. (Futures are `Send`: handlers hold them across awaits.)
 trait Engine {
@@ -224,6 +278,57 @@ trait Engine {
 
     /// Answers, and accepts a write transaction.
     fn is_ready(&self) -> impl Future<Output = bool> + Send;
+
+    // The login throttle's rows.
+
+    /// Under a lock on `new.email_key` that holds across instances: reads
+    /// the email's live attempts, asks `admit`, and if it agrees records
+    /// `new` in flight. Its id, or what `admit` refused with.
+    fn begin_attempt<F, R>(
+        &self,
+        new: &NewAttempt<'_>,
+        admit: F,
+    ) -> impl Future<Output = Result<Result<i64, R>, StoreError>> + Send
+    where
+        F: FnOnce(&[LiveAttempt]) -> Result<(), R> + Send,
+        R: Send;
+
+    /// Marks the attempt failed at `at`; records it anew if housekeeping
+    /// deleted it meanwhile (it outlived its lease).
+    fn fail_attempt(
+        &self,
+        attempt: &AttemptRow,
+        at: Millis,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes the attempt, and clears its pair's failures.
+    fn succeed_attempt(
+        &self,
+        attempt: &AttemptRow,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes the attempt: it counts nothing.
+    fn forget_attempt(&self, id: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Under a lock on `address` that holds across instances: counts its
+    /// attempts after `since`, asks `admit`, and if it agrees records one
+    /// at `now`.
+    fn add_address_attempt<F, R>(
+        &self,
+        address: &str,
+        since: Millis,
+        now: Millis,
+        admit: F,
+    ) -> impl Future<Output = Result<Result<(), R>, StoreError>> + Send
+    where
+        F: FnOnce(Recent) -> Result<(), R> + Send,
+        R: Send;
+
+    /// Deletes throttle rows that no longer count; how many.
+    fn purge_throttle(
+        &self,
+        cutoffs: &ThrottleCutoffs,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Which database stands behind the store. Another engine is another
@@ -253,8 +358,8 @@ macro_rules! engine {
     };
 }
 
-/// Users, sessions and refresh tokens, with the rules that govern them.
-/// Cheap to clone.
+/// Users, sessions and refresh tokens, with the rules that govern them,
+/// and the login throttle's rows. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
@@ -511,5 +616,47 @@ impl Store {
     /// True when the database answers and accepts a write transaction.
     pub async fn is_ready(&self) -> bool {
         engine!(self, e => e.is_ready())
+    }
+
+    // The login throttle's rows (its rule is `auth::throttle`).
+
+    /// Records a login attempt in flight if `admit`, shown the email's live
+    /// attempts under a lock on the email held across instances, agrees.
+    pub async fn begin_attempt<R: Send>(
+        &self,
+        new: &NewAttempt<'_>,
+        admit: impl FnOnce(&[LiveAttempt]) -> Result<(), R> + Send,
+    ) -> Result<Result<i64, R>, StoreError> {
+        engine!(self, e => e.begin_attempt(new, admit))
+    }
+
+    pub async fn fail_attempt(&self, attempt: &AttemptRow, at: Millis) -> Result<(), StoreError> {
+        engine!(self, e => e.fail_attempt(attempt, at))
+    }
+
+    pub async fn succeed_attempt(&self, attempt: &AttemptRow) -> Result<(), StoreError> {
+        engine!(self, e => e.succeed_attempt(attempt))
+    }
+
+    pub async fn forget_attempt(&self, id: i64) -> Result<(), StoreError> {
+        engine!(self, e => e.forget_attempt(id))
+    }
+
+    /// Records an attempt from `address` at `now` if `admit`, shown its
+    /// attempts after `since` under a lock on the address held across
+    /// instances, agrees.
+    pub async fn add_address_attempt<R: Send>(
+        &self,
+        address: &str,
+        since: Millis,
+        now: Millis,
+        admit: impl FnOnce(Recent) -> Result<(), R> + Send,
+    ) -> Result<Result<(), R>, StoreError> {
+        engine!(self, e => e.add_address_attempt(address, since, now, admit))
+    }
+
+    /// Deletes throttle rows that no longer count; how many.
+    pub async fn purge_throttle(&self, cutoffs: &ThrottleCutoffs) -> Result<u64, StoreError> {
+        engine!(self, e => e.purge_throttle(cutoffs))
     }
 }

@@ -12,18 +12,27 @@
 //! `revoked_at` set and rolls back, and a revoke after a spend waits for
 //! its commit. A revoke never takes a token's lock, so the one order can't
 //! deadlock.
+//!
+//! The login throttle's `begin_attempt` (and `add_address_attempt`) take a
+//! transaction-scoped advisory lock on the email (the address) before they
+//! read: two instances admitting attempts for one email queue there, and
+//! the second reads what the first recorded (read committed takes a new
+//! snapshot per statement). Each holds one such lock at a time, so they
+//! can't deadlock. The ends of attempts need no lock: they never add to
+//! what an email counts.
 
 use sqlx::PgPool;
 
 use crate::clock::Millis;
 
 use super::rows::{
-    CredentialFields, PresentedFields, SessionFields, SessionWithUser, SESSION_COLUMNS,
+    CredentialFields, LiveAttemptFields, PresentedFields, SessionFields, SessionWithUser,
+    SESSION_COLUMNS,
 };
 use super::rules::RevokeReason;
 use super::{
-    Backend, CreateError, Credentials, Engine, NewSession, Presented, SessionRecord, Spend,
-    StoreError, UserRow,
+    AttemptRow, Backend, CreateError, Credentials, Engine, LiveAttempt, NewAttempt, NewSession,
+    Presented, Recent, SessionRecord, Spend, StoreError, ThrottleCutoffs, UserRow,
 };
 
 #[derive(Clone)]
@@ -251,5 +260,147 @@ impl Engine for Postgres {
 
     async fn is_ready(&self) -> bool {
         crate::db::postgres::is_ready(&self.pool).await
+    }
+
+    async fn begin_attempt<F, R>(
+        &self,
+        new: &NewAttempt<'_>,
+        admit: F,
+    ) -> Result<Result<i64, R>, StoreError>
+    where
+        F: FnOnce(&[LiveAttempt]) -> Result<(), R> + Send,
+        R: Send,
+    {
+        let mut tx = self.pool.begin().await?;
+        // The two-key form: its key space is apart from the one-key locks
+        // (sqlx's migrator takes one of those).
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('login_attempts'), hashtext($1))")
+            .bind(new.email_key)
+            .execute(&mut *tx)
+            .await?;
+        let live: Vec<LiveAttemptFields> = sqlx::query_as(
+            "SELECT address, failed_at, pair_cleared FROM login_attempts
+             WHERE email_key = $1 AND (failed_at > $2 OR lease_until > $3)",
+        )
+        .bind(new.email_key)
+        .bind(new.failures_after)
+        .bind(new.now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let live: Vec<LiveAttempt> = live.into_iter().map(Into::into).collect();
+        if let Err(refused) = admit(&live) {
+            tx.rollback().await?;
+            return Ok(Err(refused));
+        }
+        let id = sqlx::query_scalar(
+            "INSERT INTO login_attempts (email_key, address, started_at, lease_until)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(new.email_key)
+        .bind(new.address)
+        .bind(new.now)
+        .bind(new.lease_until)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(id))
+    }
+
+    async fn fail_attempt(&self, attempt: &AttemptRow, at: Millis) -> Result<(), StoreError> {
+        // One statement, so one implicit transaction.
+        sqlx::query(
+            "WITH failed AS (
+                 UPDATE login_attempts SET lease_until = NULL, failed_at = $1
+                 WHERE id = $2
+                 RETURNING id
+             )
+             INSERT INTO login_attempts (email_key, address, started_at, failed_at)
+             SELECT $3, $4, $5, $1 WHERE NOT EXISTS (SELECT 1 FROM failed)",
+        )
+        .bind(at)
+        .bind(attempt.id)
+        .bind(&attempt.email_key)
+        .bind(&attempt.address)
+        .bind(attempt.started_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn succeed_attempt(&self, attempt: &AttemptRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH done AS (DELETE FROM login_attempts WHERE id = $1)
+             UPDATE login_attempts SET pair_cleared = TRUE
+             WHERE email_key = $2 AND address = $3
+               AND failed_at IS NOT NULL AND NOT pair_cleared",
+        )
+        .bind(attempt.id)
+        .bind(&attempt.email_key)
+        .bind(&attempt.address)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn forget_attempt(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_attempts WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn add_address_attempt<F, R>(
+        &self,
+        address: &str,
+        since: Millis,
+        now: Millis,
+        admit: F,
+    ) -> Result<Result<(), R>, StoreError>
+    where
+        F: FnOnce(Recent) -> Result<(), R> + Send,
+        R: Send,
+    {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('address_attempts'), hashtext($1))")
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(at) FROM address_attempts WHERE address = $1 AND at > $2",
+        )
+        .bind(address)
+        .bind(since)
+        .fetch_one(&mut *tx)
+        .await?;
+        let recent = Recent {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            oldest,
+        };
+        if let Err(refused) = admit(recent) {
+            tx.rollback().await?;
+            return Ok(Err(refused));
+        }
+        sqlx::query("INSERT INTO address_attempts (address, at) VALUES ($1, $2)")
+            .bind(address)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    async fn purge_throttle(&self, cutoffs: &ThrottleCutoffs) -> Result<u64, StoreError> {
+        let attempts =
+            sqlx::query("DELETE FROM login_attempts WHERE failed_at <= $1 OR lease_until <= $2")
+                .bind(cutoffs.failed_by)
+                .bind(cutoffs.leased_by)
+                .execute(&self.pool)
+                .await?;
+        let addresses = sqlx::query("DELETE FROM address_attempts WHERE at <= $1")
+            .bind(cutoffs.rate_by)
+            .execute(&self.pool)
+            .await?;
+        Ok(attempts.rows_affected() + addresses.rows_affected())
     }
 }

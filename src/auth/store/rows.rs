@@ -3,7 +3,7 @@
 //! of `FromRow` types and conversions serves both.
 
 use super::rules::{RevokeReason, SessionTimes, TokenState};
-use super::{Credentials, Presented, SessionRecord, UserRow};
+use super::{Credentials, LiveAttempt, Presented, SessionRecord, UserRow};
 
 #[derive(sqlx::FromRow)]
 pub(super) struct UserFields {
@@ -133,6 +133,24 @@ impl From<PresentedFields> for Presented {
                 successor_unused: row.successor_unused,
                 session: row.times.into(),
             },
+        }
+    }
+}
+
+/// One of an email's login attempts, as `begin_attempt` reads them.
+#[derive(sqlx::FromRow)]
+pub(super) struct LiveAttemptFields {
+    address: String,
+    failed_at: Option<i64>,
+    pair_cleared: bool,
+}
+
+impl From<LiveAttemptFields> for LiveAttempt {
+    fn from(row: LiveAttemptFields) -> Self {
+        LiveAttempt {
+            address: row.address,
+            failed_at: row.failed_at,
+            pair_cleared: row.pair_cleared,
         }
     }
 }

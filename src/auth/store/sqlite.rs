@@ -7,6 +7,11 @@
 //! steps of up to 100 ms and makes the tail latency of refresh. The queue
 //! is for speed only; rotation is correct without it, because `spend` is a
 //! conditional write.
+//!
+//! The login throttle's `begin_attempt` and `add_address_attempt` read,
+//! decide and write in one `BEGIN IMMEDIATE` transaction: SQLite's write
+//! lock is the lock on the email (or address) that they need, for every
+//! process on the file alike.
 
 use std::sync::Arc;
 
@@ -15,12 +20,13 @@ use sqlx::SqlitePool;
 use crate::clock::Millis;
 
 use super::rows::{
-    CredentialFields, PresentedFields, SessionFields, SessionWithUser, SESSION_COLUMNS,
+    CredentialFields, LiveAttemptFields, PresentedFields, SessionFields, SessionWithUser,
+    SESSION_COLUMNS,
 };
 use super::rules::RevokeReason;
 use super::{
-    Backend, CreateError, Credentials, Engine, NewSession, Presented, SessionRecord, Spend,
-    StoreError, UserRow,
+    AttemptRow, Backend, CreateError, Credentials, Engine, LiveAttempt, NewAttempt, NewSession,
+    Presented, Recent, SessionRecord, Spend, StoreError, ThrottleCutoffs, UserRow,
 };
 
 #[derive(Clone)]
@@ -244,6 +250,149 @@ impl Engine for Sqlite {
 
     async fn is_ready(&self) -> bool {
         crate::db::sqlite::is_ready(&self.pool).await
+    }
+
+    async fn begin_attempt<F, R>(
+        &self,
+        new: &NewAttempt<'_>,
+        admit: F,
+    ) -> Result<Result<i64, R>, StoreError>
+    where
+        F: FnOnce(&[LiveAttempt]) -> Result<(), R> + Send,
+        R: Send,
+    {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let live: Vec<LiveAttemptFields> = sqlx::query_as(
+            "SELECT address, failed_at, pair_cleared FROM login_attempts
+             WHERE email_key = ?1 AND (failed_at > ?2 OR lease_until > ?3)",
+        )
+        .bind(new.email_key)
+        .bind(new.failures_after)
+        .bind(new.now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let live: Vec<LiveAttempt> = live.into_iter().map(Into::into).collect();
+        if let Err(refused) = admit(&live) {
+            tx.rollback().await?;
+            return Ok(Err(refused));
+        }
+        let id = sqlx::query_scalar(
+            "INSERT INTO login_attempts (email_key, address, started_at, lease_until)
+             VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(new.email_key)
+        .bind(new.address)
+        .bind(new.now)
+        .bind(new.lease_until)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(id))
+    }
+
+    async fn fail_attempt(&self, attempt: &AttemptRow, at: Millis) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let updated =
+            sqlx::query("UPDATE login_attempts SET lease_until = NULL, failed_at = ? WHERE id = ?")
+                .bind(at)
+                .bind(attempt.id)
+                .execute(&mut *tx)
+                .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(
+                "INSERT INTO login_attempts (email_key, address, started_at, failed_at)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(&attempt.email_key)
+            .bind(&attempt.address)
+            .bind(attempt.started_at)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn succeed_attempt(&self, attempt: &AttemptRow) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "DELETE FROM login_attempts WHERE id = ?1;
+             UPDATE login_attempts SET pair_cleared = TRUE
+             WHERE email_key = ?2 AND address = ?3
+               AND failed_at IS NOT NULL AND NOT pair_cleared;",
+        )
+        .bind(attempt.id)
+        .bind(&attempt.email_key)
+        .bind(&attempt.address)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    async fn forget_attempt(&self, id: i64) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        sqlx::query("DELETE FROM login_attempts WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn add_address_attempt<F, R>(
+        &self,
+        address: &str,
+        since: Millis,
+        now: Millis,
+        admit: F,
+    ) -> Result<Result<(), R>, StoreError>
+    where
+        F: FnOnce(Recent) -> Result<(), R> + Send,
+        R: Send,
+    {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(at) FROM address_attempts WHERE address = ? AND at > ?",
+        )
+        .bind(address)
+        .bind(since)
+        .fetch_one(&mut *tx)
+        .await?;
+        let recent = Recent {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            oldest,
+        };
+        if let Err(refused) = admit(recent) {
+            tx.rollback().await?;
+            return Ok(Err(refused));
+        }
+        sqlx::query("INSERT INTO address_attempts (address, at) VALUES (?, ?)")
+            .bind(address)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    async fn purge_throttle(&self, cutoffs: &ThrottleCutoffs) -> Result<u64, StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let attempts =
+            sqlx::query("DELETE FROM login_attempts WHERE failed_at <= ? OR lease_until <= ?")
+                .bind(cutoffs.failed_by)
+                .bind(cutoffs.leased_by)
+                .execute(&mut *tx)
+                .await?;
+        let addresses = sqlx::query("DELETE FROM address_attempts WHERE at <= ?")
+            .bind(cutoffs.rate_by)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(attempts.rows_affected() + addresses.rows_affected())
     }
 }
 
