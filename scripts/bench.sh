@@ -5,8 +5,13 @@
 # starts the server on a free loopback port with a fresh database, runs
 # every scenario, prints one table, and stops the server.
 #
-#   scripts/bench.sh [--seconds N] [--markdown FILE] [--no-build]
+#   scripts/bench.sh [--database sqlite|postgres] [--seconds N] [--markdown FILE] [--no-build]
 #
+# --database: sqlite (the default) is a file in a temporary folder;
+# postgres is a private cluster (scripts/lib/postgres.sh) on a temporary
+# folder and a free loopback port, durability at PostgreSQL's defaults,
+# with its CPU time per request in a column of its own. Either way the
+# table says which engine ran, its durability settings and the filesystem.
 # --seconds: measured seconds per scenario (default 8; the run then takes
 # about four minutes). --markdown: also write the table there. --no-build: use
 # the binaries already in target/release.
@@ -20,24 +25,40 @@ export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 seconds=8
 markdown=()
 build=yes
+engine=sqlite
+usage="usage: scripts/bench.sh [--database sqlite|postgres] [--seconds N] [--markdown FILE] [--no-build]"
 while [ $# -gt 0 ]; do
   case "$1" in
+    --database)
+      case "${2:-}" in
+        sqlite | postgres) engine="$2"; shift 2 ;;
+        *) echo "$usage" >&2; exit 2 ;;
+      esac ;;
     --seconds) seconds="$2"; shift 2 ;;
     --markdown) markdown=(--markdown "$(realpath -m "$2")"); shift 2 ;;
     --no-build) build=no; shift ;;
-    *) echo "usage: scripts/bench.sh [--seconds N] [--markdown FILE] [--no-build]" >&2; exit 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
 
 # shellcheck source=lib/server.sh
 . scripts/lib/server.sh
 if [ "$build" = yes ]; then build_release; fi
+db_pid=()
+if [ "$engine" = postgres ]; then
+  use_postgres bench
+  db_pid=(--db-pid "$(pg_pid)")
+fi
 start_server 15m
+database_info=$(describe_database)
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-printf '==> benchmark on %s cores (%s), %s, %s MiB RAM, load average %s;\n    server and load generator share the machine\n' \
+sharing="server and load generator share"
+if [ "$engine" = postgres ]; then sharing="server, PostgreSQL and load generator share"; fi
+printf '==> benchmark on %s cores (%s), %s, %s MiB RAM, load average %s;\n    %s the machine\n' \
   "$(nproc)" "$cpu" "$(uname -sr)" "$(( $(grep MemTotal /proc/meminfo | awk '{print $2}') / 1024 ))" \
-  "$(cut -d' ' -f1-3 /proc/loadavg)"
+  "$(cut -d' ' -f1-3 /proc/loadavg)" "$sharing"
+printf '    database: %s\n' "$database_info"
 
 # The size rows measure the site build in target/site/pkg; the load
 # generator skips them, and says so, when that is a debug build.
@@ -45,11 +66,13 @@ pkg=()
 if [ -f target/site/pkg/silent-refresh.wasm ]; then
   pkg=(--pkg-dir target/site/pkg)
 else
+  # shellcheck disable=SC2016 # the backquotes are text
   printf '    note: no target/site/pkg; run `cargo leptos build --release` for the size rows\n'
 fi
 
 status=0
-"$bin_dir/loadgen" bench --base "$base" --seconds "$seconds" --server-pid "$server_pid" "${pkg[@]}" "${markdown[@]}" || status=$?
+"$bin_dir/loadgen" bench --base "$base" --seconds "$seconds" --server-pid "$server_pid" "${db_pid[@]}" \
+  --database-info "$database_info" "${pkg[@]}" "${markdown[@]}" || status=$?
 stop_server
 if grep -qiE 'panic|error' "$work/server.log"; then
   printf '\nserver log (errors):\n' >&2

@@ -9,7 +9,19 @@
 #   3. drain: SIGTERM with logins in flight; every one gets its answer and
 #             the server exits 0.
 #
-#   scripts/soak.sh [--duration SECS] [--users N] [--crash-duration SECS] [--no-build]
+#   scripts/soak.sh [--database sqlite|postgres] [--duration SECS] [--users N]
+#                   [--crash-duration SECS] [--no-build]
+#
+# --database postgres: the same on a private PostgreSQL cluster
+# (scripts/lib/postgres.sh) with two server instances sharing it and the
+# load taking turns between them (a refused connection goes to the other,
+# as a load balancer would send it). The crash SIGKILLs one instance and
+# leaves it down until the load is over: every household that had a token
+# response goes on refreshing and calling protected routes on the survivor
+# alone, nobody is logged out, and only the requests the killed instance
+# had in flight are lost. The database check is the rotation one (the
+# SQLite file checks have no PostgreSQL counterpart: the server keeps
+# its own files consistent). SQLite, one instance, is the default.
 #
 # Defaults fit CI (about 2 minutes after the build); a long soak by hand:
 #   scripts/soak.sh --duration 900
@@ -23,13 +35,20 @@ duration=60
 users=200
 crash_duration=20
 build=yes
+engine=sqlite
+usage="usage: scripts/soak.sh [--database sqlite|postgres] [--duration SECS] [--users N] [--crash-duration SECS] [--no-build]"
 while [ $# -gt 0 ]; do
   case "$1" in
+    --database)
+      case "${2:-}" in
+        sqlite | postgres) engine="$2"; shift 2 ;;
+        *) echo "$usage" >&2; exit 2 ;;
+      esac ;;
     --duration) duration="$2"; shift 2 ;;
     --users) users="$2"; shift 2 ;;
     --crash-duration) crash_duration="$2"; shift 2 ;;
     --no-build) build=no; shift ;;
-    *) echo "usage: scripts/soak.sh [--duration SECS] [--users N] [--crash-duration SECS] [--no-build]" >&2; exit 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
 pairs=$(( users / 10 ))
@@ -37,6 +56,7 @@ pairs=$(( users / 10 ))
 # shellcheck source=lib/server.sh
 . scripts/lib/server.sh
 if [ "$build" = yes ]; then build_release; fi
+if [ "$engine" = postgres ]; then use_postgres soak; fi
 loadgen="$bin_dir/loadgen"
 
 passed=0
@@ -52,7 +72,9 @@ count_lines() {
 }
 
 sql() { # sql STATEMENT: runs it on the database, printing the rows
-  if command -v sqlite3 >/dev/null; then
+  if [ "$database" = postgres ]; then
+    pg_sql "$1"
+  elif command -v sqlite3 >/dev/null; then
     sqlite3 "$db" "$1"
   else
     python3 -c 'import sqlite3, sys
@@ -63,34 +85,61 @@ for row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]): print("|".join(map
 # successor, every successor's parent is marked used and points back, and
 # every live session has exactly one unused token.
 check_database() { # check_database WHEN
-  check "integrity_check ok $1" "$([ "$(sql 'PRAGMA integrity_check;')" = ok ]; echo $?)"
-  check "no foreign key violations $1" "$([ -z "$(sql 'PRAGMA foreign_key_check;')" ]; echo $?)"
-  local half
+  local half is_not="IS NOT"
+  if [ "$database" = sqlite ]; then
+    check "integrity_check ok $1" "$([ "$(sql 'PRAGMA integrity_check;')" = ok ]; echo $?)"
+    check "no foreign key violations $1" "$([ -z "$(sql 'PRAGMA foreign_key_check;')" ]; echo $?)"
+  else
+    is_not="IS DISTINCT FROM"
+  fi
   half=$(sql "SELECT
       (SELECT count(*) FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
          WHERE s.revoked_at IS NULL AND t.used_at IS NOT NULL AND t.successor_id IS NULL)
     + (SELECT count(*) FROM refresh_tokens c JOIN refresh_tokens p ON p.id = c.parent_id
-         WHERE p.used_at IS NULL OR p.successor_id IS NOT c.id)
+         WHERE p.used_at IS NULL OR p.successor_id $is_not c.id)
     + (SELECT count(*) FROM sessions s WHERE s.revoked_at IS NULL
          AND (SELECT count(*) FROM refresh_tokens t WHERE t.session_id = s.id AND t.used_at IS NULL) <> 1);")
   check "no half-applied rotation $1 ($half found)" "$([ "$half" = 0 ]; echo $?)"
 }
 
+# One instance on SQLite; two sharing the database on PostgreSQL, the load
+# given both addresses.
+start_instances() { # start_instances ACCESS_TOKEN_TTL
+  start_server "$1"
+  targets=(--base "$base")
+  if [ "$database" = postgres ]; then
+    start_peer "$1"
+    targets+=(--peer "$peer_base")
+  fi
+}
+logs=("$work/server.log")
+instances=""
+if [ "$database" = postgres ]; then
+  logs+=("$work/peer.log")
+  instances=", 2 instances"
+fi
+
 printf '==> machine: %s cores (%s), %s\n' "$(nproc)" \
   "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" "$(uname -sr)"
+if [ "$database" = postgres ]; then printf '==> database: %s\n' "$(describe_database)"; fi
 
-printf '\n==> soak: %s tabs (%s pairs sharing a jar), %s s, ACCESS_TOKEN_TTL=2s\n' "$users" "$pairs" "$duration"
-start_server 2s
-"$loadgen" soak --base "$base" --duration "$duration" --users "$users" --pairs "$pairs" \
+printf '\n==> soak: %s tabs (%s pairs sharing a jar), %s s, ACCESS_TOKEN_TTL=2s%s\n' "$users" "$pairs" "$duration" "$instances"
+start_instances 2s
+"$loadgen" soak "${targets[@]}" --duration "$duration" --users "$users" --pairs "$pairs" \
   --server-pid "$server_pid" | tee "$work/soak.out" || true
 count_lines "$work/soak.out"
+stop_peer
 stop_server
 check_database "after the soak"
 
-printf '\n==> crash: SIGKILL mid-load, restart on the same database\n'
-start_server 2s
+if [ "$database" = postgres ]; then
+  printf '\n==> crash: SIGKILL one of 2 instances mid-load; the other carries on alone\n'
+else
+  printf '\n==> crash: SIGKILL mid-load, restart on the same database\n'
+fi
+start_instances 2s
 crash_users=$(( users / 2 ))
-"$loadgen" soak --base "$base" --duration "$crash_duration" --users "$crash_users" \
+"$loadgen" soak "${targets[@]}" --duration "$crash_duration" --users "$crash_users" \
   --pairs $(( crash_users / 10 )) --outage-tolerant >"$work/crash.out" 2>"$work/crash.err" &
 load_pid=$!
 # Kill in the middle of the load, once the tabs are running.
@@ -104,10 +153,25 @@ wait "$server_pid" 2>/dev/null || true
 killed_at=$(date +%s.%N)
 server_pid=""
 check_database "right after SIGKILL"
-start_server 2s
-awk -v from="$killed_at" -v to="$(date +%s.%N)" \
-  'BEGIN { printf "  server down for %.2f s (the grace window is 10 s)\n", to - from }'
+down_for() { # down_for WHAT: how long since the kill
+  awk -v from="$killed_at" -v to="$(date +%s.%N)" -v what="$1" \
+    'BEGIN { printf "  %s down for %.2f s", what, to - from }'
+}
+if [ "$database" = sqlite ]; then
+  start_server 2s
+  down_for server
+  printf ' (the grace window is 10 s)\n'
+fi
 wait "$load_pid" || true
+if [ "$database" = postgres ]; then
+  # The killed instance comes back only now: the rest of the load and the
+  # final check (every household refreshes and calls /api/me) had the
+  # survivor alone.
+  check "the surviving instance is still up" "$(curl -fsS "$peer_base/healthz" >/dev/null 2>&1; echo $?)"
+  start_server 2s
+  down_for "the killed instance was"
+  printf ', until the load and its final check were over\n'
+fi
 cat "$work/crash.err" >&2
 cat "$work/crash.out"
 count_lines "$work/crash.out"
@@ -132,11 +196,12 @@ check "server exits 0 after SIGTERM (exit $exit_code)" "$([ "$exit_code" = 0 ]; 
 wait "$drain_pid" || true
 cat "$work/drain.out"
 count_lines "$work/drain.out"
+stop_peer
 check_database "after SIGTERM"
 
-if grep -q 'panicked' "$work/server.log"; then
+if grep -q 'panicked' "${logs[@]}"; then
   check "no server panic" 1
-  grep -m5 'panicked' "$work/server.log"
+  grep -m5 'panicked' "${logs[@]}"
 else
   check "no server panic" 0
 fi

@@ -2,8 +2,9 @@
 # Sets up what is missing, then runs every test: unit and integration tests
 # (cargo, on SQLite, then the engine-neutral ones again on a private
 # PostgreSQL cluster, scripts/lib/postgres.sh), the Playwright browser tests
-# against the release build, and a one-minute soak with a crash and a
-# graceful stop (scripts/soak.sh).
+# against the release build, a one-minute soak with a crash and a graceful
+# stop (scripts/soak.sh), and a shorter one with two instances on one
+# private PostgreSQL cluster, one of them SIGKILLed mid-load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -39,3 +40,6 @@ RUST_LOG="${RUST_LOG:-info}" \
 printf '\n==> soak, crash and drain on loopback (the release server built above)\n'
 cargo build --release --locked --features loadgen --bin loadgen
 scripts/soak.sh --no-build
+
+printf '\n==> soak, crash and drain with two instances on one PostgreSQL (about 70 s)\n'
+scripts/soak.sh --database postgres --no-build --duration 20 --crash-duration 15

@@ -27,6 +27,15 @@ pub struct Args {
     /// time per request (`scripts/bench.sh` passes it).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// A database server's main process (PostgreSQL's postmaster): each
+    /// scenario then also reports the CPU time of it and its children per
+    /// request, work that SQLite does inside the server's own process.
+    #[arg(long)]
+    pub db_pid: Option<u32>,
+    /// What the database is and how durable its commits are, printed with
+    /// the table (`scripts/bench.sh` passes it).
+    #[arg(long, value_name = "TEXT")]
+    pub database_info: Option<String>,
     /// Also write the table as Markdown here.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
@@ -41,15 +50,13 @@ const PACED_PERIOD: Duration = Duration::from_millis(50);
 const LOGIN_USERS: usize = 8;
 
 pub async fn run(args: Args) -> Result<bool, String> {
-    let server = Arc::new(Server::new(
-        &args.target.base,
-        args.target.origin.as_deref(),
-    )?);
+    let server = Arc::new(Server::new(&args.target)?);
     let budget = Budget {
         warmup: Duration::from_secs(1),
         measure: Duration::from_secs(args.seconds),
         max_requests: MAX_REQUESTS,
         server_pid: args.server_pid,
+        db_pid: args.db_pid,
     };
     let sequential = Budget {
         measure: Duration::from_secs(args.seconds.div_ceil(2).max(2)),
@@ -62,6 +69,7 @@ pub async fn run(args: Args) -> Result<bool, String> {
     let round_user = pool.pop().ok_or("no account for the round")?;
     let direct_user = pool.pop().ok_or("no account for the direct call")?;
     let mut report = Report::default();
+    report.database.clone_from(&args.database_info);
 
     let floor = floor(&server, users, budget).await;
     report.add(&floor);
@@ -83,6 +91,7 @@ pub async fn run(args: Args) -> Result<bool, String> {
     // Two scenarios share the server here, so neither can claim its CPU.
     let shared = Budget {
         server_pid: None,
+        db_pid: None,
         ..budget
     };
     let (stormy, hammer) = tokio::join!(

@@ -1,51 +1,118 @@
 //! One browser as the server sees it: a connection pool and a cookie jar,
 //! sending the same requests the app's `AuthClient` sends.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use reqwest::{
     cookie::{CookieStore, Jar},
-    header, Client, StatusCode, Url,
+    header, Client, RequestBuilder, Response, StatusCode, Url,
 };
 use serde::Deserialize;
+
+use crate::Target;
 
 /// Long enough for a login queued behind argon2; short enough to bound a run.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Where the requests go, checked to be a loopback address.
-#[derive(Debug, Clone)]
+/// Where the requests go, each address checked to be loopback. With more
+/// than one address (instances of one service behind a load balancer that
+/// isn't there), requests take turns, and one whose connection is refused
+/// is sent to the next address instead, as a load balancer would.
+#[derive(Debug)]
 pub struct Server {
-    base: Url,
+    bases: Vec<Url>,
     origin: String,
+    turn: AtomicUsize,
+    failovers: AtomicU64,
 }
 
 impl Server {
-    /// `origin` must equal the server's `PUBLIC_ORIGIN` (defaults to `base`).
-    pub fn new(base: &str, origin: Option<&str>) -> Result<Self, String> {
-        let base = Url::parse(base).map_err(|e| format!("--base {base}: {e}"))?;
-        let host = base.host_str().unwrap_or("");
-        let loopback = host == "localhost"
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback || base.scheme() != "http" {
-            return Err(format!(
-                "--base {base}: only http:// on a loopback address is allowed"
-            ));
-        }
-        let default_origin = base.origin().ascii_serialization();
+    /// `origin` must equal the server's `PUBLIC_ORIGIN` (defaults to
+    /// `base`, the first address); `peers` are the other instances.
+    pub fn new(target: &Target) -> Result<Self, String> {
+        let bases = std::iter::once(("--base", &target.base))
+            .chain(target.peers.iter().map(|peer| ("--peer", peer)))
+            .map(|(flag, base)| loopback_url(flag, base))
+            .collect::<Result<Vec<_>, _>>()?;
+        let default_origin = bases[0].origin().ascii_serialization();
         Ok(Self {
-            origin: origin.map_or(default_origin, str::to_string),
-            base,
+            origin: target.origin.clone().unwrap_or(default_origin),
+            bases,
+            turn: AtomicUsize::new(0),
+            failovers: AtomicU64::new(0),
         })
     }
 
+    /// `path` at the first address.
     pub fn url(&self, path: &str) -> Url {
-        self.base.join(path).expect("a fixed path joins a base URL")
+        self.url_at(0, path)
     }
+
+    fn url_at(&self, index: usize, path: &str) -> Url {
+        self.bases[index % self.bases.len()]
+            .join(path)
+            .expect("a fixed path joins a base URL")
+    }
+
+    pub fn addresses(&self) -> usize {
+        self.bases.len()
+    }
+
+    /// Requests whose connection was refused (or timed out) at one address
+    /// and that were sent to the next.
+    pub fn failovers(&self) -> u64 {
+        self.failovers.load(Ordering::Relaxed)
+    }
+
+    /// Sends the request `build` makes for `path` to the address whose turn
+    /// it is, and to the next one while connecting fails.
+    async fn send(
+        &self,
+        path: &str,
+        build: impl Fn(Url) -> RequestBuilder,
+    ) -> Result<Response, reqwest::Error> {
+        let first = if self.bases.len() > 1 {
+            self.turn.fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
+        };
+        let mut tried = 0;
+        loop {
+            let result = build(self.url_at(first + tried, path)).send().await;
+            tried += 1;
+            match result {
+                // Nothing reached that address: the next one may take it.
+                Err(e) if e.is_connect() && tried < self.bases.len() => {
+                    self.failovers.fetch_add(1, Ordering::Relaxed);
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+fn loopback_url(flag: &str, base: &str) -> Result<Url, String> {
+    let url = Url::parse(base).map_err(|e| format!("{flag} {base}: {e}"))?;
+    let host = url.host_str().unwrap_or("");
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback || url.scheme() != "http" {
+        return Err(format!(
+            "{flag} {url}: only http:// on a loopback address is allowed"
+        ));
+    }
+    Ok(url)
 }
 
 /// What came back, reduced to what the load generator judges.
@@ -116,17 +183,20 @@ impl Browser {
     }
 
     pub async fn healthz(&self) -> Outcome {
-        let request = self.http.get(self.server.url("/healthz"));
-        finish(request.send().await?, false).await
+        let response = self
+            .server
+            .send("/healthz", |url| self.http.get(url))
+            .await?;
+        finish(response, false).await
     }
 
     /// A protected `GET` with the bearer token, as `AuthClient` sends it.
     pub async fn get_protected(&self, path: &str, access_token: &str) -> Outcome {
-        let request = self
-            .http
-            .get(self.server.url(path))
-            .bearer_auth(access_token);
-        finish(request.send().await?, false).await
+        let response = self
+            .server
+            .send(path, |url| self.http.get(url).bearer_auth(access_token))
+            .await?;
+        finish(response, false).await
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Outcome {
@@ -150,13 +220,17 @@ impl Browser {
 
     /// A same-origin form POST, like the browser app's.
     async fn auth_post(&self, endpoint: &str, form: &[(&str, &str)]) -> Outcome {
-        let request = self
-            .http
-            .post(self.server.url(&format!("/api/auth/{endpoint}")))
-            .header(header::ORIGIN, &self.server.origin)
-            .header("sec-fetch-site", "same-origin")
-            .form(form);
-        finish(request.send().await?, true).await
+        let response = self
+            .server
+            .send(&format!("/api/auth/{endpoint}"), |url| {
+                self.http
+                    .post(url)
+                    .header(header::ORIGIN, &self.server.origin)
+                    .header("sec-fetch-site", "same-origin")
+                    .form(form)
+            })
+            .await?;
+        finish(response, true).await
     }
 }
 

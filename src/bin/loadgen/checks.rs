@@ -16,6 +16,10 @@ impl Checks {
         self.add(&format!("{name} (want >= {min})"), value, value >= min);
     }
 
+    pub fn at_most(&mut self, name: &str, value: u64, max: u64) {
+        self.add(&format!("{name} (want <= {max})"), value, value <= max);
+    }
+
     fn add(&mut self, name: &str, value: u64, ok: bool) {
         let verdict = if ok { "PASS" } else { "FAIL" };
         if ok {

@@ -29,10 +29,7 @@ pub struct Args {
 const SETTLE: Duration = Duration::from_millis(150);
 
 pub async fn run(args: Args) -> Result<bool, String> {
-    let server = Arc::new(Server::new(
-        &args.target.base,
-        args.target.origin.as_deref(),
-    )?);
+    let server = Arc::new(Server::new(&args.target)?);
     let prefix = accounts::run_prefix("drain");
     eprintln!("drain: registering {} accounts", args.requests);
     let accounts = accounts::register_many(&server, &prefix, args.requests, 4).await?;

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::cpu::cpu_time;
+use crate::cpu::{cpu_time, family_cpu_time};
 use crate::stats::{Recorder, Summary};
 
 /// How long a scenario runs and at most how many requests it sends.
@@ -22,6 +22,9 @@ pub struct Budget {
     /// The server process, whose CPU time during the measured window is
     /// charged to the scenario's requests.
     pub server_pid: Option<u32>,
+    /// A database server's main process (PostgreSQL's postmaster): its
+    /// CPU time and its children's, charged the same way.
+    pub db_pid: Option<u32>,
 }
 
 /// One worker's view of the budget. With a `period` the worker is paced
@@ -101,11 +104,17 @@ where
             tokio::spawn(body(state, lane))
         })
         .collect();
-    // The server's CPU clock at the end of the warm-up.
+    // The server's (and the database's) CPU clock at the end of the warm-up.
     let cpu_at_start = budget.server_pid.map(|pid| {
         tokio::spawn(async move {
             tokio::time::sleep_until(measured_from.into()).await;
             cpu_time(pid)
+        })
+    });
+    let db_cpu_at_start = budget.db_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measured_from.into()).await;
+            family_cpu_time(pid)
         })
     });
     let mut merged = Recorder::default();
@@ -122,6 +131,11 @@ where
     if let (Some(pid), Some(start)) = (budget.server_pid, cpu_at_start) {
         if let (Ok(Some(start)), Some(end)) = (start.await, cpu_time(pid)) {
             summary.server_cpu = Some(end.saturating_sub(start));
+        }
+    }
+    if let (Some(pid), Some(start)) = (budget.db_pid, db_cpu_at_start) {
+        if let (Ok(Some(start)), Some(end)) = (start.await, family_cpu_time(pid)) {
+            summary.db_cpu = Some(end.saturating_sub(start));
         }
     }
     (summary, states)

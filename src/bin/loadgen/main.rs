@@ -31,12 +31,18 @@ struct Cli {
     command: Command,
 }
 
-/// The server to load.
+/// The server to load: one instance, or several sharing one database.
 #[derive(clap::Args, Clone)]
 pub struct Target {
     /// Base URL, e.g. http://127.0.0.1:3900 (loopback only).
     #[arg(long)]
     pub base: String,
+    /// Another instance of the same service (loopback only; repeatable).
+    /// Requests take turns between --base and the peers; one whose
+    /// connection is refused goes to the next address, as a load balancer
+    /// would send it to a live instance.
+    #[arg(long = "peer", value_name = "BASE")]
+    pub peers: Vec<String>,
     /// `Origin` of the auth POSTs: the server's PUBLIC_ORIGIN (default: the base URL).
     #[arg(long)]
     pub origin: Option<String>,

@@ -46,6 +46,8 @@ impl Check {
 
 #[derive(Default)]
 pub struct Report {
+    /// The database and its durability, printed above the table.
+    pub database: Option<String>,
     rows: Vec<Summary>,
     checks: Vec<Check>,
     notes: Vec<String>,
@@ -55,8 +57,12 @@ pub struct Report {
 impl Report {
     /// Adds a scenario, and says so at once (a long run shows progress).
     pub fn add(&mut self, summary: &Summary) {
+        let db_cpu = match summary.db_cpu {
+            Some(_) => format!("  DB CPU {:>5} µs/req", summary.db_cpu_per_request()),
+            None => String::new(),
+        };
         eprintln!(
-            "bench: {:<48} {:>9.0} req/s  p50 {:>7} ms  p99 {:>7} ms  server CPU {:>5} µs/req  errors {}",
+            "bench: {:<48} {:>9.0} req/s  p50 {:>7} ms  p99 {:>7} ms  server CPU {:>5} µs/req{db_cpu}  errors {}",
             summary.name,
             summary.per_second,
             ms(summary.p50),
@@ -86,18 +92,34 @@ impl Report {
     /// GitHub-flavoured Markdown: readable in a terminal, pasteable in docs.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
+        if let Some(database) = &self.database {
+            let _ = writeln!(out, "Database: {database}\n");
+        }
+        // The database's own CPU column only when it was measured (a
+        // separate server); SQLite's work is in the server's column.
+        let db = self.rows.iter().any(|r| r.db_cpu.is_some());
+        let (db_head, db_rule) = if db {
+            (" DB CPU µs/req |", " ---: |")
+        } else {
+            ("", "")
+        };
         let _ = writeln!(
             out,
-            "| scenario | requests | req/s | p50 ms | p99 ms | max ms | server CPU µs/req | errors |"
+            "| scenario | requests | req/s | p50 ms | p99 ms | max ms | server CPU µs/req |{db_head} errors |"
         );
         let _ = writeln!(
             out,
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |{db_rule} ---: |"
         );
         for row in &self.rows {
+            let db_cell = if db {
+                format!(" {} |", row.db_cpu_per_request())
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} |{db_cell} {} |",
                 row.name,
                 row.requests,
                 row.per_second,

@@ -63,6 +63,7 @@ impl Recorder {
             max: Duration::from_micros(self.latencies.max()),
             tallies: self.tallies.clone(),
             server_cpu: None,
+            db_cpu: None,
         }
     }
 }
@@ -80,12 +81,23 @@ pub struct Summary {
     pub tallies: BTreeMap<&'static str, u64>,
     /// The server's CPU time over the measured window, when its pid is known.
     pub server_cpu: Option<Duration>,
+    /// The database server's CPU time (all its processes), when measured.
+    pub db_cpu: Option<Duration>,
 }
 
 impl Summary {
     /// Server CPU microseconds per measured request, as text ("-" unknown).
     pub fn cpu_per_request(&self) -> String {
-        match self.server_cpu {
+        self.per_request(self.server_cpu)
+    }
+
+    /// Database CPU microseconds per measured request ("-" unknown).
+    pub fn db_cpu_per_request(&self) -> String {
+        self.per_request(self.db_cpu)
+    }
+
+    fn per_request(&self, cpu: Option<Duration>) -> String {
+        match cpu {
             Some(cpu) if self.requests > 0 => {
                 format!("{:.0}", cpu.as_secs_f64() * 1e6 / self.requests as f64)
             }
