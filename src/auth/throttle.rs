@@ -152,7 +152,7 @@ impl Throttle {
         let rate = self.limits.rate_per_minute;
         let since = now.saturating_sub(as_ms(RATE_WINDOW));
         self.store
-            .add_address_attempt(&address.to_string(), since, now, |recent| {
+            .add_address_attempt(&address.to_string(), since, now, move |recent| {
                 admit_rate(rate, recent, now)
             })
             .await
@@ -190,7 +190,10 @@ impl Throttle {
         let limits = self.limits;
         let begun = self
             .store
-            .begin_attempt(&new, |live| admit(&limits, live, &address, now))
+            .begin_attempt(&new, {
+                let address = address.clone();
+                move |live| admit(&limits, live, &address, now)
+            })
             .await?;
         Ok(begun.map(|id| Attempt {
             store: self.store,

@@ -290,8 +290,8 @@ trait Engine {
         admit: F,
     ) -> impl Future<Output = Result<Result<i64, R>, StoreError>> + Send
     where
-        F: FnOnce(&[LiveAttempt]) -> Result<(), R> + Send,
-        R: Send;
+        F: FnOnce(&[LiveAttempt]) -> Result<(), R> + Send + 'static,
+        R: Send + 'static;
 
     /// Marks the attempt failed at `at`; records it anew if housekeeping
     /// deleted it meanwhile (it outlived its lease).
@@ -321,8 +321,8 @@ trait Engine {
         admit: F,
     ) -> impl Future<Output = Result<Result<(), R>, StoreError>> + Send
     where
-        F: FnOnce(Recent) -> Result<(), R> + Send,
-        R: Send;
+        F: FnOnce(Recent) -> Result<(), R> + Send + 'static,
+        R: Send + 'static;
 
     /// Deletes throttle rows that no longer count; how many.
     fn purge_throttle(
@@ -622,10 +622,10 @@ impl Store {
 
     /// Records a login attempt in flight if `admit`, shown the email's live
     /// attempts under a lock on the email held across instances, agrees.
-    pub async fn begin_attempt<R: Send>(
+    pub async fn begin_attempt<R: Send + 'static>(
         &self,
         new: &NewAttempt<'_>,
-        admit: impl FnOnce(&[LiveAttempt]) -> Result<(), R> + Send,
+        admit: impl FnOnce(&[LiveAttempt]) -> Result<(), R> + Send + 'static,
     ) -> Result<Result<i64, R>, StoreError> {
         engine!(self, e => e.begin_attempt(new, admit))
     }
@@ -645,12 +645,12 @@ impl Store {
     /// Records an attempt from `address` at `now` if `admit`, shown its
     /// attempts after `since` under a lock on the address held across
     /// instances, agrees.
-    pub async fn add_address_attempt<R: Send>(
+    pub async fn add_address_attempt<R: Send + 'static>(
         &self,
         address: &str,
         since: Millis,
         now: Millis,
-        admit: impl FnOnce(Recent) -> Result<(), R> + Send,
+        admit: impl FnOnce(Recent) -> Result<(), R> + Send + 'static,
     ) -> Result<Result<(), R>, StoreError> {
         engine!(self, e => e.add_address_attempt(address, since, now, admit))
     }

@@ -268,8 +268,8 @@ impl Engine for Postgres {
         admit: F,
     ) -> Result<Result<i64, R>, StoreError>
     where
-        F: FnOnce(&[LiveAttempt]) -> Result<(), R> + Send,
-        R: Send,
+        F: FnOnce(&[LiveAttempt]) -> Result<(), R> + Send + 'static,
+        R: Send + 'static,
     {
         let mut tx = self.pool.begin().await?;
         // The two-key form: its key space is apart from the one-key locks
@@ -358,8 +358,8 @@ impl Engine for Postgres {
         admit: F,
     ) -> Result<Result<(), R>, StoreError>
     where
-        F: FnOnce(Recent) -> Result<(), R> + Send,
-        R: Send,
+        F: FnOnce(Recent) -> Result<(), R> + Send + 'static,
+        R: Send + 'static,
     {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('address_attempts'), hashtext($1))")
