@@ -124,33 +124,38 @@ async fn run(options: SqliteConnectOptions, mut queue: mpsc::Receiver<Job>) {
 
 /// Runs `works` in one transaction: each one's answer once it committed,
 /// or the error that undid the whole batch.
+///
+/// Every statement is a round trip to the connection's thread, so each
+/// boundary between writes is one command: the end of one write's
+/// savepoint and the start of the next one's. A write alone needs no
+/// savepoint: the transaction is its own.
 async fn transact(
     conn: &mut SqliteConnection,
     works: Vec<Work>,
 ) -> Result<Vec<Answer>, StoreError> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let mut answers = Vec::with_capacity(works.len());
-    if works.len() == 1 {
-        // Alone: the transaction is the write's own; no savepoint needed.
-        let work = works.into_iter().next().expect("one write");
+    let alone = works.len() == 1;
+    let count = works.len();
+    let mut answers = Vec::with_capacity(count);
+    let mut boundary = if alone {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN IMMEDIATE; SAVEPOINT write"
+    };
+    for (index, work) in works.into_iter().enumerate() {
+        sqlx::query(boundary).execute(&mut *conn).await?;
         let answer = work(conn).await;
-        let end = if answer.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        sqlx::query(end).execute(&mut *conn).await?;
-        answers.push(answer);
-        return Ok(answers);
-    }
-    for work in works {
-        sqlx::query("SAVEPOINT write").execute(&mut *conn).await?;
-        let answer = work(conn).await;
-        let end = if answer.is_ok() {
-            "RELEASE write"
-        } else {
-            "ROLLBACK TO write; RELEASE write"
+        let last = index + 1 == count;
+        boundary = match (alone, answer.is_ok(), last) {
+            (true, true, _) => "COMMIT",
+            (true, false, _) => "ROLLBACK",
+            (false, true, false) => "RELEASE write; SAVEPOINT write",
+            (false, false, false) => "ROLLBACK TO write; RELEASE write; SAVEPOINT write",
+            (false, true, true) => "RELEASE write; COMMIT",
+            (false, false, true) => "ROLLBACK TO write; RELEASE write; COMMIT",
         };
-        sqlx::query(end).execute(&mut *conn).await?;
         answers.push(answer);
     }
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    sqlx::query(boundary).execute(&mut *conn).await?;
     Ok(answers)
 }
 
