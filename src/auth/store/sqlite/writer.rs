@@ -7,7 +7,8 @@
 //! only once the commit has succeeded; if the commit fails, every write
 //! of the batch fails and nothing of it is applied. Under load a batch
 //! shares one `BEGIN`, one `COMMIT` and the hand-offs between them; a write
-//! that arrives alone waits for nothing and runs without a savepoint.
+//! that arrives alone waits for nothing and runs without a savepoint. A
+//! write that panics (a bug) fails its batch, not the writer.
 //!
 //! One writer for the whole process also replaces the queue on a mutex
 //! that writers used to hold around their pooled transactions: SQLite has
@@ -96,12 +97,31 @@ async fn run(options: SqliteConnectOptions, mut queue: mpsc::Receiver<Job>) {
             works.push(job.work);
             replies.push(job.reply);
         }
-        let answers = match conn.as_mut() {
-            Some(open) => transact(open, works).await,
-            None => match options.connect().await {
-                Ok(open) => transact(conn.insert(open), works).await,
-                Err(e) => Err(e),
+        let open = match conn.take() {
+            Some(open) => Ok(open),
+            None => options.connect().await,
+        };
+        let answers = match open {
+            // A task of its own per batch: a write that panics fails its
+            // batch, not the writer (the connection, with whatever it
+            // began, is dropped with the task, which rolls it back).
+            Ok(mut open) => match tokio::spawn(async move {
+                let answers = transact(&mut open, works).await;
+                (open, answers)
+            })
+            .await
+            {
+                Ok((open, answers)) => {
+                    // After a failed batch, whatever state the connection
+                    // is in, the next batch opens a new one.
+                    if answers.is_ok() {
+                        conn = Some(open);
+                    }
+                    answers
+                }
+                Err(_) => Err(sqlx::Error::WorkerCrashed),
             },
+            Err(e) => Err(e),
         };
         match answers {
             Ok(answers) => {
@@ -114,9 +134,6 @@ async fn run(options: SqliteConnectOptions, mut queue: mpsc::Receiver<Job>) {
                 for reply in replies {
                     let _ = reply.send(Err(copy_of(&e)));
                 }
-                // Whatever state the connection is in, the next batch opens
-                // a new one (dropping this one rolls back what it began).
-                conn = None;
             }
         }
     }
@@ -238,5 +255,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows.get::<i64, _>(0), 1);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_fails_its_batch_and_the_writer_goes_on() {
+        let (writer, _options, _dir) = writer_on_a_fresh_file().await;
+        let panicked = writer
+            .write(|_conn| -> BoxFuture<'_, Result<(), StoreError>> {
+                Box::pin(async { panic!("a bug in one write") })
+            })
+            .await;
+        assert!(panicked.is_err());
+        assert_eq!(insert(&writer, 1).await.unwrap(), 1);
     }
 }
