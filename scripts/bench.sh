@@ -63,7 +63,8 @@ printf '    database: %s\n' "$database_info"
 # The size rows measure the site build in target/site/pkg; the load
 # generator skips them, and says so, when that is a debug build.
 pkg=()
-if [ -f target/site/pkg/silent-refresh.wasm ]; then
+# The release build's names carry a content hash (silent-refresh.<hash>.wasm).
+if compgen -G 'target/site/pkg/silent-refresh*.wasm' >/dev/null; then
   pkg=(--pkg-dir target/site/pkg)
 else
   # shellcheck disable=SC2016 # the backquotes are text

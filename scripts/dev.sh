@@ -6,4 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The pinned wasm-opt (tools/package.json) first, then cargo-installed tools.
 export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+# Hashed file names (Cargo.toml's hash-files) are for release builds: watch
+# rebuilds keep the plain names, so pages would go on linking the first
+# build's files.
+export LEPTOS_HASH_FILES=false
 exec cargo leptos watch "$@"

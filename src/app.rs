@@ -2,7 +2,7 @@
 //! keeps protected pages for logged-in people.
 
 use leptos::{prelude::*, task::spawn_local};
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Redirect, Route, Router, Routes, A},
     hooks::use_location,
@@ -26,6 +26,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                // No icon: without this line every first visit also asks for
+                // /favicon.ico, and gets the app's rendered 404 page.
+                <link rel="icon" href="data:," />
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -43,7 +47,6 @@ pub fn App() -> impl IntoView {
     provide_auth_client();
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/silent-refresh.css" />
         <Title text="Silent Refresh" />
         <Router>
             <TopBar />

@@ -10,6 +10,8 @@ pub mod auth;
 pub mod pages;
 
 #[cfg(feature = "ssr")]
+pub mod assets;
+#[cfg(feature = "ssr")]
 pub mod clock;
 #[cfg(feature = "ssr")]
 pub mod config;

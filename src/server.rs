@@ -4,6 +4,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     extract::{DefaultBodyLimit, FromRef, Request},
+    handler::Handler as _,
     http::{header, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -110,6 +111,8 @@ pub async fn run() -> Result<(), StartError> {
         .map_err(|e| StartError::Leptos(e.to_string()))?
         .leptos_options;
     leptos_options.site_addr = config.site_addr;
+    crate::assets::locate_hash_file(&mut leptos_options).map_err(StartError::Leptos)?;
+    crate::assets::prepare(&leptos_options).await;
 
     let addr = config.site_addr;
     let state = AppState::new(leptos_options, pool.clone(), config, Arc::new(SystemClock));
@@ -148,6 +151,11 @@ fn return_large_blocks_to_the_os() {
 /// The whole application: API routes, server functions and pages.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
+    // Files under the site root; any other path is the app's own 404 page.
+    let site_files = crate::assets::site_files(
+        &state.leptos_options,
+        leptos_axum::file_and_error_handler::<AppState, _>(shell).with_state(state.clone()),
+    );
     let context_state = state.clone();
     let context_auth = state.auth.clone();
 
@@ -190,7 +198,7 @@ pub fn router(state: AppState) -> Router {
                 move || shell(options.clone())
             },
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback_service(site_files)
         .layer(middleware::from_fn_with_state(
             state.auth.clone(),
             guard::auth_post_guard,
@@ -200,6 +208,7 @@ pub fn router(state: AppState) -> Router {
             state.config.is_production(),
             security_headers,
         ))
+        .layer(crate::assets::html_compression())
         .with_state(state)
 }
 
@@ -311,8 +320,10 @@ async fn security_headers(
             "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
         )),
     );
-    // Pages and API answers are per person; only built assets may be cached.
-    if dynamic && !headers.contains_key(header::CACHE_CONTROL) {
+    // Pages and API answers are per person. Only the site's files say how
+    // long they may be kept (src/assets.rs); anything else, a 404 for a
+    // missing file included, is not kept at all.
+    if !headers.contains_key(header::CACHE_CONTROL) {
         set(headers, header::CACHE_CONTROL, "no-store");
     }
     if production {

@@ -126,6 +126,28 @@ impl TestApp {
 
     /// On `database_url`, or on a temporary SQLite file when it is empty.
     pub async fn on(database_url: &str, vars: &[(&str, &str)]) -> Self {
+        Self::with_options(database_url, vars, |_| {}).await
+    }
+
+    /// On SQLite, with the site's files in `site_root` (the static-file
+    /// tests) and whatever else `adjust` sets in the Leptos options.
+    pub async fn with_site(
+        site_root: &std::path::Path,
+        adjust: impl FnOnce(&mut leptos::config::LeptosOptions),
+    ) -> Self {
+        let site_root = site_root.to_string_lossy().into_owned();
+        Self::with_options("", &[], move |options| {
+            options.site_root = site_root.into();
+            adjust(options);
+        })
+        .await
+    }
+
+    async fn with_options(
+        database_url: &str,
+        vars: &[(&str, &str)],
+        adjust: impl FnOnce(&mut leptos::config::LeptosOptions),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database_url = match database_url {
             "" => format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display()),
@@ -155,9 +177,10 @@ impl TestApp {
             .await
             .unwrap();
         let clock = ManualClock::starting_now();
-        let options = leptos::config::LeptosOptions::builder()
+        let mut options = leptos::config::LeptosOptions::builder()
             .output_name("silent-refresh")
             .build();
+        adjust(&mut options);
         let state = AppState::new(
             options,
             pool.clone(),

@@ -1,5 +1,6 @@
 //! Sizes of the release `.wasm` and its JS glue: raw, gzip and brotli, as
-//! a server with precompressed assets would send them.
+//! the server sends them (it precompresses at brotli 11 and gzip 9,
+//! src/assets.rs).
 
 use std::{io::Write as _, path::Path};
 
@@ -28,11 +29,29 @@ pub fn measure(dir: &Path) -> Result<Vec<FileSize>, String> {
             raw: bytes.len() as u64,
             gzip: gzip_len(&bytes),
             brotli: brotli_len(&bytes),
-            name,
+            name: without_hash(&name),
         });
     }
     sizes.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(sizes)
+}
+
+/// `silent-refresh.<hash>.wasm` (cargo-leptos `hash-files`) as
+/// `silent-refresh.wasm`, so the rows keep their names from build to build.
+fn without_hash(name: &str) -> String {
+    let parts: Vec<&str> = name.split('.').collect();
+    match parts.as_slice() {
+        [stem @ .., hash, extension]
+            if !stem.is_empty()
+                && hash.len() == 22
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            format!("{}.{extension}", stem.join("."))
+        }
+        _ => name.to_string(),
+    }
 }
 
 fn has_name_section(wasm: &[u8]) -> bool {
