@@ -14,11 +14,15 @@
 # secrets at $peer_base, with the same PUBLIC_ORIGIN as the first, as two
 # instances behind one load balancer; its log is $work/peer.log.
 # describe_database prints the engine, its durability settings and the
-# filesystem under it.
+# filesystem under it. The servers serve the site folder $site_root (set it
+# before start_server; default an empty folder in $work, so no site files).
 
 build_release() {
   printf '==> building the release server and the load generator\n'
-  cargo build --release --locked --features ssr --bin silent-refresh
+  # Leptos reads LEPTOS_OUTPUT_NAME at compile time; cargo-leptos sets it,
+  # and without it the pages link NAME_bg.wasm, a file cargo-leptos never
+  # writes (it writes NAME.wasm).
+  LEPTOS_OUTPUT_NAME=silent-refresh cargo build --release --locked --features ssr --bin silent-refresh
   cargo build --release --locked --features loadgen --bin loadgen
 }
 
@@ -36,6 +40,7 @@ port=$(free_port)
 base="http://127.0.0.1:$port"
 access_secret="access secret $(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 refresh_secret="refresh secret $(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+site_root="$work/site"
 server_pid=""
 peer_port=""
 peer_base=""
@@ -52,7 +57,7 @@ spawn_instance() {
     exec env \
       DATABASE_URL="$database_url" \
       LEPTOS_SITE_ADDR="127.0.0.1:$1" \
-      LEPTOS_SITE_ROOT="$work/site" \
+      LEPTOS_SITE_ROOT="$site_root" \
       LEPTOS_OUTPUT_NAME=silent-refresh \
       PUBLIC_ORIGIN="$base" \
       APP_ENV=development \

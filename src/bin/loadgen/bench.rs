@@ -1,14 +1,34 @@
 //! The benchmark scenarios of issue 5, each measured against the `/healthz`
-//! floor of the same server in the same run.
+//! floor of the same server in the same run, and the performance issue's
+//! targets: throughput ratios, the server's CPU per refresh, and the bytes
+//! of a first visit and of the release `.wasm`.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use crate::accounts::{self, Account};
 use crate::browser::{Browser, Server};
+use crate::first_visit;
 use crate::lanes::{self, Budget, Lane};
-use crate::report::{Check, Report};
+use crate::report::{kb, Check, Report};
+use crate::revocation;
 use crate::size;
 use crate::stats::{Recorder, Summary};
+
+/// The database the server runs on: it picks the engine's target rows.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    fn label(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "SQLite",
+            Engine::Postgres => "PostgreSQL",
+        }
+    }
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,6 +40,9 @@ pub struct Args {
     /// Concurrent users for the floor, `/api/me` and refresh scenarios.
     #[arg(long, default_value_t = 64)]
     pub users: usize,
+    /// The server's database engine: SQLite's targets or PostgreSQL's.
+    #[arg(long, value_enum, default_value_t = Engine::Sqlite)]
+    pub database: Engine,
     /// Where the release `.wasm` and JS glue are (`target/site/pkg`).
     #[arg(long)]
     pub pkg_dir: Option<PathBuf>,
@@ -48,6 +71,18 @@ const PACED_USERS: usize = 8;
 const PACED_PERIOD: Duration = Duration::from_millis(50);
 /// Concurrent logins: enough to keep every hashing slot busy.
 const LOGIN_USERS: usize = 8;
+/// The page whose first visit is weighed.
+const FIRST_PAGE: &str = "/login";
+
+/// The performance issue's targets.
+const REFRESH_SQLITE_MIN: f64 = 0.35;
+const REFRESH_CPU_SQLITE_MAX_MICROS: f64 = 150.0;
+const REFRESH_POSTGRES_MIN: f64 = 0.15;
+const ME_MIN: f64 = 0.6;
+const FIRST_VISIT_MAX_KB: f64 = 300.0;
+const WASM_BROTLI_MAX_KB: f64 = 230.0;
+/// Rows that don't depend on the database.
+const ANY_ENGINE: &str = "any (site build)";
 
 pub async fn run(args: Args) -> Result<bool, String> {
     let server = Arc::new(Server::new(&args.target)?);
@@ -62,19 +97,26 @@ pub async fn run(args: Args) -> Result<bool, String> {
         measure: Duration::from_secs(args.seconds.div_ceil(2).max(2)),
         ..budget
     };
-    let prefix = accounts::run_prefix("bench");
-    let users = args.users.max(PACED_USERS + LOGIN_USERS);
-    eprintln!("bench: registering {} accounts", users + 2);
-    let mut pool = accounts::register_many(&server, &prefix, users + 2, 4).await?;
-    let round_user = pool.pop().ok_or("no account for the round")?;
-    let direct_user = pool.pop().ok_or("no account for the direct call")?;
     let mut report = Report::default();
     report.database.clone_from(&args.database_info);
+    eprintln!("bench: first visit to {FIRST_PAGE}");
+    let visit = first_visit::measure(&server, FIRST_PAGE).await;
+
+    let prefix = accounts::run_prefix("bench");
+    let users = args.users.max(PACED_USERS + LOGIN_USERS);
+    let extra = 2 + revocation::PROBES;
+    eprintln!("bench: registering {} accounts", users + extra);
+    let mut pool = accounts::register_many(&server, &prefix, users + extra, 4).await?;
+    let probes: Vec<Account> = pool.drain(users + 2..).collect();
+    let round_user = pool.pop().ok_or("no account for the round")?;
+    let direct_user = pool.pop().ok_or("no account for the direct call")?;
 
     let floor = floor(&server, users, budget).await;
     report.add(&floor);
     let (me, pool) = protected_me(pool, budget).await;
     report.add(&me);
+    // Right after the load, while anything the server keeps is warm.
+    let revoked = revocation::probe(&server, probes).await;
     let (refresh, mut pool) = refresh_flat_out(
         &format!("POST /api/auth/refresh ({users} users, own cookie each)"),
         pool,
@@ -110,70 +152,153 @@ pub async fn run(args: Args) -> Result<bool, String> {
     let round = silent_refresh_round(round_user, sequential).await;
     report.add(&round);
 
+    let engine = args.database.label();
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::INFINITY };
-    report.check(Check::at_least(
-        "/api/me throughput / floor",
-        ratio(me.per_second, floor.per_second),
-        0.7,
-    ));
-    report.check(Check::at_least(
-        "refresh throughput / floor",
-        ratio(refresh.per_second, floor.per_second),
-        0.3,
-    ));
-    report.check(Check::below(
-        "refresh p99 / floor p99",
-        ratio(refresh.p99.as_secs_f64(), floor.p99.as_secs_f64()),
-        20.0,
-    ));
-    report.check(Check::at_most("refresh errors", refresh.errors as f64, 0.0));
-    report.check(Check::at_most(
-        "false reuse detections (401 token_reused)",
-        refresh.tally("token_reused") as f64,
-        0.0,
-    ));
-    report.check(Check::at_most(
-        "refresh p99 under login load / alone",
-        ratio(stormy.p99.as_secs_f64(), calm.p99.as_secs_f64()),
-        2.0,
-    ));
-    let rounds = round.requests.max(1) as f64;
-    report.check(Check::at_most(
-        "round trips per silent-refresh round",
-        round.tally("round_trips") as f64 / rounds,
-        3.0,
-    ));
-    report.check(Check::at_most(
-        "silent-refresh round p50 / direct call p50",
-        ratio(round.p50.as_secs_f64(), direct.p50.as_secs_f64()),
-        4.0,
-    ));
-    report.check(Check::at_most(
-        "silent-refresh round errors",
-        round.errors as f64,
-        0.0,
-    ));
-
-    match args.pkg_dir.as_deref().map(size::measure) {
-        Some(Ok(files)) if files.iter().any(|f| f.debug_build) => report.note(
-            "size: the .wasm there is a debug build (`cargo leptos build --release` makes a release one); skipped",
-        ),
-        Some(Ok(files)) if !files.is_empty() => {
-            for file in &files {
-                if file.name.ends_with(".wasm") {
-                    report.check(Check::at_most(
-                        &format!("{} gzip, KB", file.name),
-                        file.gzip as f64 / 1000.0,
-                        250.0,
-                    ));
+    let refresh_ratio = ratio(refresh.per_second, floor.per_second);
+    let refresh_name = format!("refresh req/s ÷ floor req/s, {users} users");
+    match args.database {
+        Engine::Sqlite => {
+            report.check(Check::measured(
+                &refresh_name,
+                engine,
+                format!("{refresh_ratio:.3}"),
+                &format!("≥ {REFRESH_SQLITE_MIN}"),
+                refresh_ratio >= REFRESH_SQLITE_MIN,
+            ));
+            let name = "server CPU per refresh (flat-out refresh scenario), µs";
+            let wanted = format!("≤ {REFRESH_CPU_SQLITE_MAX_MICROS} µs");
+            match micros_per_request(refresh.server_cpu, refresh.requests) {
+                Some(micros) => report.check(Check::measured(
+                    name,
+                    engine,
+                    format!("{micros:.0}"),
+                    &wanted,
+                    micros <= REFRESH_CPU_SQLITE_MAX_MICROS,
+                )),
+                None => {
+                    report.check(Check::not_measured(name, engine, &wanted));
+                    report
+                        .note("server CPU: not measured (no --server-pid, or no refresh answered)");
                 }
             }
-            report.sizes = files;
         }
-        Some(Ok(_)) | None => {
-            report.note("size: no release site build measured (`cargo leptos build --release` makes one); skipped")
+        Engine::Postgres => report.check(Check::measured(
+            &refresh_name,
+            engine,
+            format!("{refresh_ratio:.3}"),
+            &format!("≥ {REFRESH_POSTGRES_MIN}"),
+            refresh_ratio >= REFRESH_POSTGRES_MIN,
+        )),
+    }
+
+    let me_ratio = ratio(me.per_second, floor.per_second);
+    report.check(Check::measured(
+        "/api/me req/s ÷ floor req/s; a revoked session's token refused on the next request",
+        engine,
+        format!(
+            "{me_ratio:.3}; {} of {} refused",
+            revoked.refused, revoked.probes
+        ),
+        &format!("≥ {ME_MIN}; every one refused"),
+        me_ratio >= ME_MIN && revoked.all_refused(),
+    ));
+    for problem in &revoked.problems {
+        report.note(problem);
+    }
+
+    // Every scenario that refreshes on its own cookie; the round's refresh
+    // is part of its own scenario row.
+    let refreshes = [&refresh, &calm, &stormy];
+    let errors: u64 = refreshes.iter().map(|s| s.errors).sum();
+    let reused: u64 = refreshes.iter().map(|s| s.tally("token_reused")).sum();
+    report.check(Check::measured(
+        "refresh errors, false reuse detections (401 token_reused), flat-out and paced refresh",
+        engine,
+        format!("{errors} errors, {reused} reuse"),
+        "0",
+        errors == 0 && reused == 0,
+    ));
+    report.note(
+        "the soak's spurious-logout count (0 wanted) is not measured here: scripts/soak.sh measures it and prints its own PASS/FAIL",
+    );
+
+    let visit_name = format!(
+        "bytes a first visit to {FIRST_PAGE} downloads (HTML, JS, WASM, CSS as sent for Accept-Encoding: br, gzip; headers excluded), KB"
+    );
+    let visit_wanted = format!("≤ {FIRST_VISIT_MAX_KB} KB");
+    let linked_wasm = match visit {
+        Ok(visit) => {
+            if visit.problems.is_empty() {
+                let total = visit.total();
+                report.check(Check::measured(
+                    &visit_name,
+                    ANY_ENGINE,
+                    kb(total),
+                    &visit_wanted,
+                    total as f64 / 1000.0 <= FIRST_VISIT_MAX_KB,
+                ));
+            } else {
+                report.check(Check::not_measured(&visit_name, ANY_ENGINE, &visit_wanted));
+                for problem in &visit.problems {
+                    report.note(&format!("first visit: {problem}"));
+                }
+            }
+            let linked = visit.wasm_file().map(str::to_string);
+            report.first_visit = Some(visit);
+            linked
         }
-        Some(Err(e)) => report.note(&format!("size: {e}; skipped")),
+        Err(e) => {
+            report.check(Check::not_measured(&visit_name, ANY_ENGINE, &visit_wanted));
+            report.note(&format!("first visit: {e}"));
+            None
+        }
+    };
+
+    let wasm_wanted = format!("≤ {WASM_BROTLI_MAX_KB} KB");
+    let wasm_name = |file: &str| format!("release .wasm ({file}), brotli (quality 11), KB");
+    match args.pkg_dir.as_deref() {
+        None => {
+            report.check(Check::not_measured(
+                &wasm_name("-"),
+                ANY_ENGINE,
+                &wasm_wanted,
+            ));
+            report.note(
+                "size: no release site build measured (`cargo leptos build --release` makes one)",
+            );
+        }
+        Some(dir) => {
+            match size::release_wasm(dir, linked_wasm.as_deref()) {
+                Ok(wasm) if wasm.debug_build => {
+                    report.check(Check::not_measured(
+                        &wasm_name(&wasm.name),
+                        ANY_ENGINE,
+                        &wasm_wanted,
+                    ));
+                    report.note("size: the .wasm there is a debug build (`cargo leptos build --release` makes a release one)");
+                }
+                Ok(wasm) => report.check(Check::measured(
+                    &wasm_name(&wasm.name),
+                    ANY_ENGINE,
+                    kb(wasm.brotli),
+                    &wasm_wanted,
+                    wasm.brotli as f64 / 1000.0 <= WASM_BROTLI_MAX_KB,
+                )),
+                Err(e) => {
+                    report.check(Check::not_measured(
+                        &wasm_name("-"),
+                        ANY_ENGINE,
+                        &wasm_wanted,
+                    ));
+                    report.note(&format!("size: {e}"));
+                }
+            }
+            match size::measure(dir) {
+                Ok(files) if !files.iter().any(|f| f.debug_build) => report.sizes = files,
+                Ok(_) => {}
+                Err(e) => report.note(&format!("size: {e}")),
+            }
+        }
     }
 
     report.print();
@@ -181,6 +306,12 @@ pub async fn run(args: Args) -> Result<bool, String> {
         std::fs::write(path, report.markdown()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(report.all_met())
+}
+
+/// CPU microseconds per request, when the CPU was measured.
+fn micros_per_request(cpu: Option<Duration>, requests: u64) -> Option<f64> {
+    cpu.filter(|_| requests > 0)
+        .map(|cpu| cpu.as_secs_f64() * 1e6 / requests as f64)
 }
 
 /// The bare HTTP floor: a route that touches nothing.

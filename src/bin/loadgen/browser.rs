@@ -149,6 +149,13 @@ struct TokenBody {
     expires_in: u64,
 }
 
+/// One row of `GET /api/sessions`, as far as the load generator reads it.
+#[derive(Deserialize)]
+struct SessionRow {
+    id: String,
+    current: bool,
+}
+
 #[derive(Deserialize)]
 struct ErrorBody {
     error: String,
@@ -197,6 +204,39 @@ impl Browser {
             .send(path, |url| self.http.get(url).bearer_auth(access_token))
             .await?;
         finish(response, false).await
+    }
+
+    /// A protected `DELETE` with the bearer token (revoking sessions).
+    pub async fn delete_protected(&self, path: &str, access_token: &str) -> Outcome {
+        let response = self
+            .server
+            .send(path, |url| self.http.delete(url).bearer_auth(access_token))
+            .await?;
+        finish(response, false).await
+    }
+
+    /// The ids of the user's live sessions other than the bearer's own.
+    pub async fn other_sessions(&self, access_token: &str) -> Result<Vec<String>, String> {
+        let response = self
+            .server
+            .send("/api/sessions", |url| {
+                self.http.get(url).bearer_auth(access_token)
+            })
+            .await
+            .map_err(|e| format!("GET /api/sessions: {e}"))?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err(format!("GET /api/sessions answered {status}"));
+        }
+        let sessions: Vec<SessionRow> = response
+            .json()
+            .await
+            .map_err(|e| format!("GET /api/sessions: {e}"))?;
+        Ok(sessions
+            .into_iter()
+            .filter(|s| !s.current)
+            .map(|s| s.id)
+            .collect())
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Outcome {

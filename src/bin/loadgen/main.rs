@@ -10,8 +10,10 @@ mod browser;
 mod checks;
 mod cpu;
 mod drain;
+mod first_visit;
 mod lanes;
 mod report;
+mod revocation;
 mod rss;
 mod size;
 mod soak;
@@ -56,6 +58,13 @@ enum Command {
     Soak(soak::Args),
     /// Slow requests in flight while the script sends SIGTERM.
     Drain(drain::Args),
+    /// What a first visit to a page downloads, as the server sends it.
+    FirstVisit {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value = "/login")]
+        page: String,
+    },
     /// Raw, gzip and brotli sizes of the `.wasm` and `.js` in a folder.
     Size {
         #[arg(long, default_value = "target/site/pkg")]
@@ -88,6 +97,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Soak(args) => soak::run(args).await,
             Command::Drain(args) => drain::run(args).await,
+            Command::FirstVisit { target, page } => first_visit::run(&target, &page).await,
             Command::Size { .. } => unreachable!("handled above"),
         }
     });

@@ -1,45 +1,58 @@
-//! The one table at the end of a bench run, and its targets.
+//! The tables at the end of a bench run: the scenarios, the release files,
+//! the first visit to `/login`, and the performance issue's targets.
 
 use std::fmt::Write as _;
 
+use crate::first_visit::FirstVisit;
 use crate::size::FileSize;
 use crate::stats::{ms, Summary};
 
-/// A measured ratio or count against its target.
+/// Whether a figure reached its target, or could not be measured at all.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Met,
+    Missed,
+    NotMeasured,
+}
+
+/// One target row: what was measured, on which engine, against what.
 pub struct Check {
     name: String,
-    value: f64,
-    target: String,
-    met: bool,
+    /// The database engine the row is for, or what else it depends on.
+    engine: String,
+    figure: String,
+    wanted: String,
+    verdict: Verdict,
 }
 
 impl Check {
-    pub fn at_least(name: &str, value: f64, min: f64) -> Self {
-        Self::new(name, value, format!(">= {min}"), value >= min)
-    }
-
-    pub fn at_most(name: &str, value: f64, max: f64) -> Self {
-        Self::new(name, value, format!("<= {max}"), value <= max)
-    }
-
-    pub fn below(name: &str, value: f64, limit: f64) -> Self {
-        Self::new(name, value, format!("< {limit}"), value < limit)
-    }
-
-    fn new(name: &str, value: f64, target: String, met: bool) -> Self {
+    /// A measured figure, shown as `figure`, that `met` its target or not.
+    pub fn measured(name: &str, engine: &str, figure: String, wanted: &str, met: bool) -> Self {
         Self {
             name: name.into(),
-            value,
-            target,
-            met,
+            engine: engine.into(),
+            figure,
+            wanted: wanted.into(),
+            verdict: if met { Verdict::Met } else { Verdict::Missed },
+        }
+    }
+
+    /// A row whose figure this run could not measure (a note says why).
+    pub fn not_measured(name: &str, engine: &str, wanted: &str) -> Self {
+        Self {
+            name: name.into(),
+            engine: engine.into(),
+            figure: "-".into(),
+            wanted: wanted.into(),
+            verdict: Verdict::NotMeasured,
         }
     }
 
     fn verdict(&self) -> &'static str {
-        if self.met {
-            "MET"
-        } else {
-            "MISSED"
+        match self.verdict {
+            Verdict::Met => "MET",
+            Verdict::Missed => "MISSED",
+            Verdict::NotMeasured => "NOT MEASURED",
         }
     }
 }
@@ -52,6 +65,7 @@ pub struct Report {
     checks: Vec<Check>,
     notes: Vec<String>,
     pub sizes: Vec<FileSize>,
+    pub first_visit: Option<FirstVisit>,
 }
 
 impl Report {
@@ -77,12 +91,14 @@ impl Report {
         self.checks.push(check);
     }
 
+    /// A line printed under the targets.
     pub fn note(&mut self, note: &str) {
         self.notes.push(note.into());
     }
 
+    /// Every target measured and met.
     pub fn all_met(&self) -> bool {
-        self.checks.iter().all(|c| c.met)
+        self.checks.iter().all(|c| c.verdict == Verdict::Met)
     }
 
     pub fn print(&self) {
@@ -95,6 +111,69 @@ impl Report {
         if let Some(database) = &self.database {
             let _ = writeln!(out, "Database: {database}\n");
         }
+        self.scenarios(&mut out);
+        if !self.sizes.is_empty() {
+            let _ = writeln!(out, "\n| release file | raw KB | gzip KB | brotli KB |");
+            let _ = writeln!(out, "| --- | ---: | ---: | ---: |");
+            for file in &self.sizes {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    file.name,
+                    kb(file.raw),
+                    kb(file.gzip),
+                    kb(file.brotli)
+                );
+            }
+        }
+        if let Some(visit) = &self.first_visit {
+            visit.markdown(&mut out);
+        }
+        let _ = writeln!(
+            out,
+            "\nTargets of the performance issue (these replace the README's earlier ones); KB = 1000 bytes:\n"
+        );
+        let _ = writeln!(out, "| target | engine | figure | wanted | verdict |");
+        let _ = writeln!(out, "| --- | --- | ---: | --- | --- |");
+        for check in &self.checks {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                check.name,
+                check.engine,
+                check.figure,
+                check.wanted,
+                check.verdict()
+            );
+        }
+        let _ = writeln!(out);
+        for note in &self.notes {
+            let _ = writeln!(out, "Note: {note}");
+        }
+        let met = self
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Met)
+            .count();
+        let unmeasured = self
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::NotMeasured)
+            .count();
+        let unmeasured = match unmeasured {
+            0 => String::new(),
+            n => format!(" ({n} not measured)"),
+        };
+        let _ = writeln!(
+            out,
+            "\nbench: {met} of {} targets met{unmeasured}",
+            self.checks.len()
+        );
+        out
+    }
+
+    /// The measured scenarios, one row each.
+    fn scenarios(&self, out: &mut String) {
         // The database's own CPU column only when it was measured (a
         // separate server); SQLite's work is in the server's column.
         let db = self.rows.iter().any(|r| r.db_cpu.is_some());
@@ -130,38 +209,10 @@ impl Report {
                 row.errors
             );
         }
-        if !self.sizes.is_empty() {
-            let _ = writeln!(out, "\n| release file | raw KB | gzip KB | brotli KB |");
-            let _ = writeln!(out, "| --- | ---: | ---: | ---: |");
-            for file in &self.sizes {
-                let kb = |bytes: u64| format!("{:.1}", bytes as f64 / 1000.0);
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} |",
-                    file.name,
-                    kb(file.raw),
-                    kb(file.gzip),
-                    kb(file.brotli)
-                );
-            }
-        }
-        let _ = writeln!(out, "\n| target | figure | wanted | verdict |");
-        let _ = writeln!(out, "| --- | ---: | ---: | --- |");
-        for check in &self.checks {
-            let _ = writeln!(
-                out,
-                "| {} | {:.2} | {} | {} |",
-                check.name,
-                check.value,
-                check.target,
-                check.verdict()
-            );
-        }
-        for note in &self.notes {
-            let _ = writeln!(out, "\nNote: {note}");
-        }
-        let met = self.checks.iter().filter(|c| c.met).count();
-        let _ = writeln!(out, "\nbench: {met} of {} targets met", self.checks.len());
-        out
     }
+}
+
+/// Bytes as KB of 1000 bytes, one decimal.
+pub fn kb(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1000.0)
 }

@@ -94,3 +94,69 @@ pub fn print(files: &[FileSize]) {
         );
     }
 }
+
+/// Whether a `.wasm` still has its `name` section (a debug build).
+pub fn is_debug_wasm(bytes: &[u8]) -> bool {
+    has_name_section(bytes)
+}
+
+/// The release `.wasm` in `dir`, found by its extension (cargo-leptos's
+/// `hash-files` puts a hash in the name; `.wasm.br` and `.wasm.gz` beside it
+/// are not it), measured under its file name. With several, the one named
+/// `linked` (the one `/login` loads) is it.
+pub fn release_wasm(dir: &Path, linked: Option<&str>) -> Result<FileSize, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".wasm"))
+        .collect();
+    names.sort();
+    let name = match (names.as_slice(), linked) {
+        ([], _) => return Err(format!("no .wasm in {}", dir.display())),
+        ([only], _) => only.clone(),
+        (_, Some(linked)) if names.iter().any(|n| n == linked) => linked.to_string(),
+        (several, _) => {
+            return Err(format!(
+                "{} .wasm files in {} ({}), none of them the one /login loads",
+                several.len(),
+                dir.display(),
+                several.join(", ")
+            ))
+        }
+    };
+    let bytes = std::fs::read(dir.join(&name)).map_err(|e| format!("{name}: {e}"))?;
+    Ok(FileSize {
+        debug_build: has_name_section(&bytes),
+        raw: bytes.len() as u64,
+        gzip: gzip_len(&bytes),
+        brotli: brotli_len(&bytes),
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_hashed_wasm_by_its_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str| std::fs::write(dir.path().join(name), b"\0asm\x01\0\0\0").unwrap();
+        write("silent-refresh.AbC_-12345678901234567.wasm");
+        write("silent-refresh.AbC_-12345678901234567.wasm.br");
+        write("silent-refresh.AbC_-12345678901234567.wasm.gz");
+        write("silent-refresh.AbC_-12345678901234567.js");
+        let wasm = release_wasm(dir.path(), None).unwrap();
+        assert_eq!(wasm.name, "silent-refresh.AbC_-12345678901234567.wasm");
+        assert_eq!(wasm.raw, 8);
+        assert!(!wasm.debug_build);
+
+        // A stale build beside it: the one the page loads is it.
+        write("silent-refresh.old.wasm");
+        assert!(release_wasm(dir.path(), None).is_err());
+        let linked = release_wasm(dir.path(), Some("silent-refresh.old.wasm")).unwrap();
+        assert_eq!(linked.name, "silent-refresh.old.wasm");
+    }
+}
