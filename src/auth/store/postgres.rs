@@ -27,7 +27,7 @@ use crate::clock::Millis;
 
 use super::rows::{
     CredentialFields, LiveAttemptFields, PresentedFields, SessionFields, SessionWithUser,
-    SESSION_COLUMNS,
+    CREDENTIALS, LIVE_ATTEMPTS, PRESENTED, SESSIONS_OF_USER, SESSION_OF_TOKEN, SESSION_WITH_USER,
 };
 use super::rules::RevokeReason;
 use super::{
@@ -74,12 +74,10 @@ impl Engine for Postgres {
     }
 
     async fn credentials(&self, email_key: &str) -> Result<Option<Credentials>, StoreError> {
-        let row: Option<CredentialFields> = sqlx::query_as(
-            "SELECT id, email, created_at, password_hash FROM users WHERE email_key = $1",
-        )
-        .bind(email_key)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<CredentialFields> = sqlx::query_as(CREDENTIALS)
+            .bind(email_key)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(Into::into))
     }
 
@@ -106,20 +104,10 @@ impl Engine for Postgres {
     }
 
     async fn presented(&self, token_hash: &[u8]) -> Result<Option<Presented>, StoreError> {
-        let row: Option<PresentedFields> = sqlx::query_as(
-            "SELECT t.id AS token_id, t.session_id, t.used_at,
-                    successor.id IS NOT NULL AND successor.used_at IS NULL AS successor_unused,
-                    s.user_id, u.email, u.created_at AS user_created_at,
-                    s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason
-             FROM refresh_tokens t
-             JOIN sessions s ON s.id = t.session_id
-             JOIN users u ON u.id = s.user_id
-             LEFT JOIN refresh_tokens successor ON successor.id = t.successor_id
-             WHERE t.token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<PresentedFields> = sqlx::query_as(PRESENTED)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(Into::into))
     }
 
@@ -167,7 +155,7 @@ impl Engine for Postgres {
     }
 
     async fn session_of(&self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+        sqlx::query_scalar(SESSION_OF_TOKEN)
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await
@@ -222,27 +210,19 @@ impl Engine for Postgres {
         user_id: &str,
         session_id: &str,
     ) -> Result<Option<(UserRow, SessionRecord)>, StoreError> {
-        let row: Option<SessionWithUser> = sqlx::query_as(&format!(
-            "SELECT u.id AS user_id, u.email, u.created_at AS user_created_at, {SESSION_COLUMNS}
-             FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.id = $1 AND s.user_id = $2"
-        ))
-        .bind(session_id)
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<SessionWithUser> = sqlx::query_as(SESSION_WITH_USER)
+            .bind(session_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(Into::into))
     }
 
     async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
-        let rows: Vec<SessionFields> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions s
-             WHERE s.user_id = $1
-             ORDER BY s.created_at DESC, s.id"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<SessionFields> = sqlx::query_as(SESSIONS_OF_USER)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -278,15 +258,12 @@ impl Engine for Postgres {
             .bind(new.email_key)
             .execute(&mut *tx)
             .await?;
-        let live: Vec<LiveAttemptFields> = sqlx::query_as(
-            "SELECT address, failed_at, pair_cleared FROM login_attempts
-             WHERE email_key = $1 AND (failed_at > $2 OR lease_until > $3)",
-        )
-        .bind(new.email_key)
-        .bind(new.failures_after)
-        .bind(new.now)
-        .fetch_all(&mut *tx)
-        .await?;
+        let live: Vec<LiveAttemptFields> = sqlx::query_as(LIVE_ATTEMPTS)
+            .bind(new.email_key)
+            .bind(new.failures_after)
+            .bind(new.now)
+            .fetch_all(&mut *tx)
+            .await?;
         let live: Vec<LiveAttempt> = live.into_iter().map(Into::into).collect();
         if let Err(refused) = admit(&live) {
             tx.rollback().await?;

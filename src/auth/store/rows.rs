@@ -94,9 +94,51 @@ pub(super) struct PresentedFields {
     times: TimesFields,
 }
 
-/// The columns of a session as `SessionFields` reads them, from `s`.
-pub(super) const SESSION_COLUMNS: &str =
-    "s.id, s.created_at, s.user_agent, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason";
+/// The columns of a session as `SessionFields` reads them, from `s` (a
+/// macro, so the queries below are literals: nothing is formatted per
+/// request).
+macro_rules! session_columns {
+    () => {
+        "s.id, s.created_at, s.user_agent, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason"
+    };
+}
+
+// The reads, one text for both engines (both take `$n` placeholders).
+
+pub(super) const CREDENTIALS: &str =
+    "SELECT id, email, created_at, password_hash FROM users WHERE email_key = $1";
+
+/// A presented token with its successor's state, its session and user.
+pub(super) const PRESENTED: &str = "SELECT t.id AS token_id, t.session_id, t.used_at,
+        successor.id IS NOT NULL AND successor.used_at IS NULL AS successor_unused,
+        s.user_id, u.email, u.created_at AS user_created_at,
+        s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason
+    FROM refresh_tokens t
+    JOIN sessions s ON s.id = t.session_id
+    JOIN users u ON u.id = s.user_id
+    LEFT JOIN refresh_tokens successor ON successor.id = t.successor_id
+    WHERE t.token_hash = $1";
+
+pub(super) const SESSION_OF_TOKEN: &str =
+    "SELECT session_id FROM refresh_tokens WHERE token_hash = $1";
+
+/// `$1` session id, `$2` user id.
+pub(super) const SESSION_WITH_USER: &str = concat!(
+    "SELECT u.id AS user_id, u.email, u.created_at AS user_created_at, ",
+    session_columns!(),
+    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2"
+);
+
+/// A user's sessions, newest first.
+pub(super) const SESSIONS_OF_USER: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions s WHERE s.user_id = $1 ORDER BY s.created_at DESC, s.id"
+);
+
+/// An email's attempts that still count: `$2` failures after, `$3` leases after.
+pub(super) const LIVE_ATTEMPTS: &str = "SELECT address, failed_at, pair_cleared FROM login_attempts
+    WHERE email_key = $1 AND (failed_at > $2 OR lease_until > $3)";
 
 impl From<CredentialFields> for Credentials {
     fn from(row: CredentialFields) -> Self {
