@@ -6,10 +6,13 @@
 //! The rules are Rust, written once, in `rules`: when a session is live,
 //! and what a presented refresh token gets. An engine (`sqlite.rs`,
 //! `postgres.rs`) only reads and writes rows, through the small `Engine`
-//! interface below. Its one subtle method is `spend`: a
-//! conditional write that succeeds only while the parent token is still
-//! unspent and its session not revoked, so two requests that both decided
-//! to spend one token can't both do it, whatever the engine's isolation.
+//! interface below. Its one subtle method is `rotate_step`: it reads the
+//! presented token, asks the rule, and applies the decision, where a spend
+//! is a conditional write that succeeds only while the parent token is
+//! still unspent and its session not revoked, so two requests that both
+//! decided to spend one token can't both do it, whatever the engine's
+//! isolation. (SQLite does all of it inside one write transaction;
+//! PostgreSQL reads, then writes.)
 //!
 //! The login throttle's rule is Rust too, in `auth::throttle`. Its rows
 //! (`login_attempts`, `address_attempts`) are shared by every server on the
@@ -145,6 +148,15 @@ pub struct NewSession<'a> {
     pub token_hash: &'a [u8],
 }
 
+/// What one rotation step found, what the rule decided, and whether the
+/// decision's write took effect (for `Spend`, `false` means another
+/// request spent the token first).
+pub struct Step {
+    pub found: Option<Presented>,
+    pub decision: Decision,
+    pub applied: bool,
+}
+
 /// Spending a parent token: mark it used at `now`, store its successor,
 /// and touch the session; all of it, or nothing when the parent is spent
 /// already or the session revoked.
@@ -223,16 +235,21 @@ trait Engine {
         session: &NewSession<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The token with this hash, whether its successor is unused, its
-    /// session and user: one read.
-    fn presented(
+    /// Reads the token with this hash (whether its successor is unused,
+    /// its session and user), asks `decide`, and applies the decision:
+    /// `Spend` as the conditional write (the parent spent, the successor
+    /// stored as `successor_hash`, the session touched; nothing if the
+    /// parent was spent or its session revoked since it was read),
+    /// `RevokeForReuse` as a revoke. Other decisions write nothing.
+    fn rotate_step<F>(
         &self,
         token_hash: &[u8],
-    ) -> impl Future<Output = Result<Option<Presented>, StoreError>> + Send;
-
-    /// The conditional write of rotation. `false` when it changed nothing:
-    /// the parent was spent or its session revoked since it was read.
-    fn spend(&self, spend: &Spend<'_>) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        successor_hash: &[u8],
+        now: Millis,
+        decide: F,
+    ) -> impl Future<Output = Result<Step, StoreError>> + Send
+    where
+        F: FnOnce(Option<&TokenState>) -> Decision + Send + 'static;
 
     fn session_of(
         &self,
@@ -446,11 +463,15 @@ impl Store {
         now: Millis,
     ) -> Result<(RefreshGrant, UserRow), RotateError> {
         let presented_hash = self.keys.hash(presented);
+        let successor_hash = self.keys.hash(&self.keys.successor(presented));
+        let lifetimes = self.lifetimes;
         // A spend can be lost once: after that the token is spent, and the
         // rule never says spend for a spent token.
         for _ in 0..2 {
-            let found = engine!(self, e => e.presented(&presented_hash))?;
-            if let Some(outcome) = self.settle(presented, found, now).await? {
+            let rule = move |token: Option<&TokenState>| decide(token, now, &lifetimes);
+            let step =
+                engine!(self, e => e.rotate_step(&presented_hash, &successor_hash, now, rule))?;
+            if let Some(outcome) = self.outcome(presented, step, now)? {
                 return Ok(outcome);
             }
         }
@@ -459,43 +480,31 @@ impl Store {
         Err(RotateError::Unknown)
     }
 
-    /// Decides what `found` (the presented token as just read) gets, and
-    /// applies it. `None` when the spend was lost to another request.
-    async fn settle(
+    /// What a rotation step comes to for the caller. `None` when its spend
+    /// was lost to another request.
+    fn outcome(
         &self,
         presented: &RefreshToken,
-        found: Option<Presented>,
+        step: Step,
         now: Millis,
     ) -> Result<Option<(RefreshGrant, UserRow)>, RotateError> {
-        let decision = decide(found.as_ref().map(|p| &p.state), now, &self.lifetimes);
-        let Some(found) = found else {
+        let Some(found) = step.found else {
             return Err(RotateError::Unknown);
         };
-        let successor = self.keys.successor(presented);
-        match decision {
+        match step.decision {
+            Decision::Spend if !step.applied => Ok(None),
             Decision::Spend => {
-                let successor_hash = self.keys.hash(&successor);
-                let spend = Spend {
-                    parent_id: found.token_id,
-                    session_id: &found.session_id,
-                    successor_hash: &successor_hash,
-                    now,
-                };
-                if !engine!(self, e => e.spend(&spend))? {
-                    return Ok(None);
-                }
                 let touched = SessionTimes {
                     last_used_at: now,
                     ..found.state.session
                 };
-                Ok(Some(self.grant(successor, found, touched, now)))
+                Ok(Some(self.grant(presented, found, touched, now)))
             }
             Decision::Replay => {
                 let untouched = found.state.session;
-                Ok(Some(self.grant(successor, found, untouched, now)))
+                Ok(Some(self.grant(presented, found, untouched, now)))
             }
             Decision::RevokeForReuse => {
-                engine!(self, e => e.revoke(&found.session_id, RevokeReason::Reuse, now))?;
                 tracing::warn!(
                     session_id = %found.session_id,
                     "refresh token reuse detected; session revoked"
@@ -515,15 +524,18 @@ impl Store {
         }
     }
 
+    /// The presented token's successor, for the session as it now stands.
+    /// (The successor is derived from the presented token, so a replay in
+    /// the grace window gets the same one.)
     fn grant(
         &self,
-        successor: RefreshToken,
+        presented: &RefreshToken,
         found: Presented,
         session: SessionTimes,
         now: Millis,
     ) -> (RefreshGrant, UserRow) {
         let grant = RefreshGrant {
-            token: successor,
+            token: self.keys.successor(presented),
             user_id: found.user.id.clone(),
             session_id: found.session_id,
             cookie_max_age: session.cookie_max_age(now, &self.lifetimes),

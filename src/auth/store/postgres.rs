@@ -29,10 +29,10 @@ use super::rows::{
     CredentialFields, LiveAttemptFields, PresentedFields, SessionFields, SessionWithUser,
     CREDENTIALS, LIVE_ATTEMPTS, PRESENTED, SESSIONS_OF_USER, SESSION_OF_TOKEN, SESSION_WITH_USER,
 };
-use super::rules::RevokeReason;
+use super::rules::{Decision, RevokeReason, TokenState};
 use super::{
     AttemptRow, Backend, CreateError, Credentials, Engine, LiveAttempt, NewAttempt, NewSession,
-    Presented, Recent, SessionRecord, Spend, StoreError, ThrottleCutoffs, UserRow,
+    Presented, Recent, SessionRecord, Spend, Step, StoreError, ThrottleCutoffs, UserRow,
 };
 
 #[derive(Clone)]
@@ -43,6 +43,63 @@ pub struct Postgres {
 impl From<PgPool> for Backend {
     fn from(pool: PgPool) -> Self {
         Backend::Postgres(Postgres { pool })
+    }
+}
+
+impl Postgres {
+    /// The token with this hash, whether its successor is unused, its
+    /// session and user: one read.
+    async fn presented(&self, token_hash: &[u8]) -> Result<Option<Presented>, StoreError> {
+        let row: Option<PresentedFields> = sqlx::query_as(PRESENTED)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(Into::into))
+    }
+
+    /// The conditional write of rotation. `false` when it changed nothing:
+    /// the parent was spent or its session revoked since it was read.
+    async fn spend(&self, spend: &Spend<'_>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The parent's row lock first (see the module comment for the order).
+        let spent =
+            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+                .bind(spend.now)
+                .bind(spend.parent_id)
+                .execute(&mut *tx)
+                .await?;
+        if spent.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let touched = sqlx::query(
+            "UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(spend.now)
+        .bind(spend.session_id)
+        .execute(&mut *tx)
+        .await?;
+        if touched.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "WITH successor AS (
+                 INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
+                 VALUES ($1, $2, $3, $4)
+                 RETURNING id
+             )
+             UPDATE refresh_tokens SET successor_id = successor.id
+             FROM successor WHERE refresh_tokens.id = $3",
+        )
+        .bind(spend.session_id)
+        .bind(spend.successor_hash)
+        .bind(spend.parent_id)
+        .bind(spend.now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
 
@@ -103,55 +160,39 @@ impl Engine for Postgres {
         Ok(())
     }
 
-    async fn presented(&self, token_hash: &[u8]) -> Result<Option<Presented>, StoreError> {
-        let row: Option<PresentedFields> = sqlx::query_as(PRESENTED)
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(Into::into))
-    }
-
-    async fn spend(&self, spend: &Spend<'_>) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // The parent's row lock first (see the module comment for the order).
-        let spent =
-            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-                .bind(spend.now)
-                .bind(spend.parent_id)
-                .execute(&mut *tx)
-                .await?;
-        if spent.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let touched = sqlx::query(
-            "UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(spend.now)
-        .bind(spend.session_id)
-        .execute(&mut *tx)
-        .await?;
-        if touched.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        sqlx::query(
-            "WITH successor AS (
-                 INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
-                 VALUES ($1, $2, $3, $4)
-                 RETURNING id
-             )
-             UPDATE refresh_tokens SET successor_id = successor.id
-             FROM successor WHERE refresh_tokens.id = $3",
-        )
-        .bind(spend.session_id)
-        .bind(spend.successor_hash)
-        .bind(spend.parent_id)
-        .bind(spend.now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+    async fn rotate_step<F>(
+        &self,
+        token_hash: &[u8],
+        successor_hash: &[u8],
+        now: Millis,
+        decide: F,
+    ) -> Result<Step, StoreError>
+    where
+        F: FnOnce(Option<&TokenState>) -> Decision + Send + 'static,
+    {
+        let found = self.presented(token_hash).await?;
+        let decision = decide(found.as_ref().map(|p| &p.state));
+        let applied = match (&found, decision) {
+            (Some(found), Decision::Spend) => {
+                let spend = Spend {
+                    parent_id: found.token_id,
+                    session_id: &found.session_id,
+                    successor_hash,
+                    now,
+                };
+                self.spend(&spend).await?
+            }
+            (Some(found), Decision::RevokeForReuse) => {
+                self.revoke(&found.session_id, RevokeReason::Reuse, now)
+                    .await?
+            }
+            _ => false,
+        };
+        Ok(Step {
+            found,
+            decision,
+            applied,
+        })
     }
 
     async fn session_of(&self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {

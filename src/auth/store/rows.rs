@@ -196,3 +196,42 @@ impl From<LiveAttemptFields> for LiveAttempt {
         }
     }
 }
+
+// The SQLite writer reads through rusqlite (see `sqlite/writer.rs`): the
+// same queries and columns, read by name.
+
+impl TimesFields {
+    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            last_used_at: row.get("last_used_at")?,
+            expires_at: row.get("expires_at")?,
+            revoked_at: row.get("revoked_at")?,
+            revoked_reason: row.get("revoked_reason")?,
+        })
+    }
+}
+
+impl PresentedFields {
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            token_id: row.get("token_id")?,
+            session_id: row.get("session_id")?,
+            used_at: row.get("used_at")?,
+            successor_unused: row.get("successor_unused")?,
+            user_id: row.get("user_id")?,
+            email: row.get("email")?,
+            user_created_at: row.get("user_created_at")?,
+            times: TimesFields::from_sqlite(row)?,
+        })
+    }
+}
+
+impl LiveAttemptFields {
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            address: row.get("address")?,
+            failed_at: row.get("failed_at")?,
+            pair_cleared: row.get("pair_cleared")?,
+        })
+    }
+}

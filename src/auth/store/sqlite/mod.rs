@@ -1,17 +1,21 @@
 //! The SQLite engine: the store's rows in one file. Reads go to a pool;
-//! every write goes to the one writer (`writer.rs`), which runs the writes
-//! waiting at once in one `BEGIN IMMEDIATE` transaction (group commit).
-//! `BEGIN IMMEDIATE` takes SQLite's one write lock at the start, so a
-//! transaction never fails halfway for want of it. Rotation is correct
-//! without the writer's order, because `spend` is a conditional write.
+//! every write goes to the one writer (`writer.rs`), a thread that runs the
+//! writes waiting at once in one `BEGIN IMMEDIATE` transaction (group
+//! commit). `BEGIN IMMEDIATE` takes SQLite's one write lock at the start,
+//! so a transaction never fails halfway for want of it, and what a write
+//! reads inside it holds until it commits, in every process on the file.
+//!
+//! So a rotation reads the presented token, decides and applies inside one
+//! write: one trip to the writer. The spend stays a conditional write all
+//! the same (`spend_in`), so it is correct without the lock's help.
 //!
 //! The login throttle's `begin_attempt` and `add_address_attempt` read,
-//! decide and write inside one write: SQLite's write lock is the lock on
-//! the email (or address) that they need, for every process on the file
-//! alike.
+//! decide and write inside one write too: SQLite's write lock is the lock
+//! on the email (or address) that they need.
 
 mod writer;
 
+use rusqlite::{params, Connection, OptionalExtension};
 use sqlx::SqlitePool;
 
 use crate::clock::Millis;
@@ -20,13 +24,13 @@ use super::rows::{
     CredentialFields, LiveAttemptFields, PresentedFields, SessionFields, SessionWithUser,
     CREDENTIALS, LIVE_ATTEMPTS, PRESENTED, SESSIONS_OF_USER, SESSION_OF_TOKEN, SESSION_WITH_USER,
 };
-use super::rules::RevokeReason;
+use super::rules::{Decision, RevokeReason, TokenState};
 use super::{
     AttemptRow, Backend, CreateError, Credentials, Engine, LiveAttempt, NewAttempt, NewSession,
-    Presented, Recent, SessionRecord, Spend, StoreError, ThrottleCutoffs, UserRow,
+    Presented, Recent, SessionRecord, Spend, Step, StoreError, ThrottleCutoffs, UserRow,
 };
 
-use writer::Writer;
+use writer::{Target, Writer};
 
 #[derive(Clone)]
 pub struct Sqlite {
@@ -35,10 +39,13 @@ pub struct Sqlite {
 }
 
 impl From<SqlitePool> for Backend {
-    /// Starts the writer (a task: call it inside the runtime), with a
-    /// connection of its own opened like the pool's.
+    /// Starts the writer thread, with a connection of its own to the
+    /// pool's file.
     fn from(pool: SqlitePool) -> Self {
-        let writer = Writer::start((*pool.connect_options()).clone());
+        let writer = Writer::start(Target {
+            path: pool.connect_options().get_filename().to_owned(),
+            busy_timeout: crate::db::BUSY_TIMEOUT,
+        });
         Backend::Sqlite(Sqlite { pool, writer })
     }
 }
@@ -55,19 +62,17 @@ impl Engine for Sqlite {
         let inserted = self
             .writer
             .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO users (id, email, email_key, password_hash, created_at)
-                         VALUES (?, ?, ?, ?, ?)",
-                    )
-                    .bind(&user.id)
-                    .bind(&user.email)
-                    .bind(&email_key)
-                    .bind(&password_hash)
-                    .bind(user.created_at)
-                    .execute(&mut *conn)
-                    .await
-                })
+                conn.prepare_cached(
+                    "INSERT INTO users (id, email, email_key, password_hash, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    user.id,
+                    user.email,
+                    email_key,
+                    password_hash,
+                    user.created_at
+                ])
             })
             .await;
         match inserted {
@@ -95,72 +100,54 @@ impl Engine for Sqlite {
         let token_hash = session.token_hash.to_vec();
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent)
-                         VALUES (?1, ?2, ?3, ?3, ?4, ?5);
-                         INSERT INTO refresh_tokens (session_id, token_hash, issued_at) VALUES (?1, ?6, ?3);",
-                    )
-                    .bind(&id)
-                    .bind(&user_id)
-                    .bind(now)
-                    .bind(expires_at)
-                    .bind(&user_agent)
-                    .bind(&token_hash)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(())
-                })
+                conn.prepare_cached(
+                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+                )?
+                .execute(params![id, user_id, now, expires_at, user_agent])?;
+                conn.prepare_cached(
+                    "INSERT INTO refresh_tokens (session_id, token_hash, issued_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, token_hash, now])?;
+                Ok(())
             })
             .await
     }
 
-    async fn presented(&self, token_hash: &[u8]) -> Result<Option<Presented>, StoreError> {
-        let row: Option<PresentedFields> = sqlx::query_as(PRESENTED)
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(Into::into))
-    }
-
-    async fn spend(&self, spend: &Spend<'_>) -> Result<bool, StoreError> {
-        let (now, parent_id) = (spend.now, spend.parent_id);
-        let session_id = spend.session_id.to_owned();
-        let successor_hash = spend.successor_hash.to_vec();
+    async fn rotate_step<F>(
+        &self,
+        token_hash: &[u8],
+        successor_hash: &[u8],
+        now: Millis,
+        decide: F,
+    ) -> Result<Step, StoreError>
+    where
+        F: FnOnce(Option<&TokenState>) -> Decision + Send + 'static,
+    {
+        let (token_hash, successor_hash) = (token_hash.to_vec(), successor_hash.to_vec());
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    // The condition: what the decision read still holds.
-                    // Nothing else a concurrent request can change decides
-                    // a spend (a session has one unspent token, so nobody
-                    // else can touch its clock). Changing no row, it
-                    // leaves nothing to undo.
-                    let spent = sqlx::query(
-                        "UPDATE refresh_tokens SET used_at = ?1
-                         WHERE id = ?2 AND used_at IS NULL
-                           AND EXISTS (SELECT 1 FROM sessions WHERE id = ?3 AND revoked_at IS NULL)",
-                    )
-                    .bind(now)
-                    .bind(parent_id)
-                    .bind(&session_id)
-                    .execute(&mut *conn)
-                    .await?;
-                    if spent.rows_affected() == 0 {
-                        return Ok(false);
+                let found = presented_in(conn, &token_hash)?;
+                let decision = decide(found.as_ref().map(|p| &p.state));
+                let applied = match (&found, decision) {
+                    (Some(found), Decision::Spend) => {
+                        let spend = Spend {
+                            parent_id: found.token_id,
+                            session_id: &found.session_id,
+                            successor_hash: &successor_hash,
+                            now,
+                        };
+                        spend_in(conn, &spend)?
                     }
-                    sqlx::query(
-                        "INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
-                         VALUES (?3, ?4, ?2, ?1);
-                         UPDATE refresh_tokens SET successor_id = last_insert_rowid() WHERE id = ?2 AND used_at = ?1;
-                         UPDATE sessions SET last_used_at = ?1 WHERE id = ?3;",
-                    )
-                    .bind(now)
-                    .bind(parent_id)
-                    .bind(&session_id)
-                    .bind(&successor_hash)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(true)
+                    (Some(found), Decision::RevokeForReuse) => {
+                        revoke_in(conn, &found.session_id, RevokeReason::Reuse, now)?
+                    }
+                    _ => false,
+                };
+                Ok(Step {
+                    found,
+                    decision,
+                    applied,
                 })
             })
             .await
@@ -181,20 +168,7 @@ impl Engine for Sqlite {
     ) -> Result<bool, StoreError> {
         let session_id = session_id.to_owned();
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE sessions SET revoked_at = ?, revoked_reason = ?
-                         WHERE id = ? AND revoked_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(reason.as_str())
-                    .bind(&session_id)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(done.rows_affected() > 0)
-                })
-            })
+            .write(move |conn| revoke_in(conn, &session_id, reason, now))
             .await
     }
 
@@ -207,18 +181,13 @@ impl Engine for Sqlite {
         let user_id = user_id.to_owned();
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE sessions SET revoked_at = ?, revoked_reason = ?
-                         WHERE user_id = ? AND revoked_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(reason.as_str())
-                    .bind(&user_id)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(done.rows_affected())
-                })
+                let revoked = conn
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?1, revoked_reason = ?2
+                         WHERE user_id = ?3 AND revoked_at IS NULL",
+                    )?
+                    .execute(params![now, reason.as_str(), user_id])?;
+                Ok(revoked as u64)
             })
             .await
     }
@@ -247,17 +216,13 @@ impl Engine for Sqlite {
     async fn purge_ended(&self, cutoff: Millis, idle_ms: i64) -> Result<u64, StoreError> {
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let done = sqlx::query(
+                let purged = conn
+                    .prepare_cached(
                         "DELETE FROM sessions
                          WHERE expires_at < ?1 OR revoked_at < ?1 OR last_used_at + ?2 < ?1",
-                    )
-                    .bind(cutoff)
-                    .bind(idle_ms)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(done.rows_affected())
-                })
+                    )?
+                    .execute(params![cutoff, idle_ms])?;
+                Ok(purged as u64)
             })
             .await
     }
@@ -280,29 +245,23 @@ impl Engine for Sqlite {
         let (now, failures_after, lease_until) = (new.now, new.failures_after, new.lease_until);
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let live: Vec<LiveAttemptFields> = sqlx::query_as(LIVE_ATTEMPTS)
-                        .bind(&email_key)
-                        .bind(failures_after)
-                        .bind(now)
-                        .fetch_all(&mut *conn)
-                        .await?;
-                    let live: Vec<LiveAttempt> = live.into_iter().map(Into::into).collect();
-                    if let Err(refused) = admit(&live) {
-                        return Ok(Err(refused));
-                    }
-                    let id = sqlx::query_scalar(
-                        "INSERT INTO login_attempts (email_key, address, started_at, lease_until)
-                         VALUES (?, ?, ?, ?) RETURNING id",
-                    )
-                    .bind(&email_key)
-                    .bind(&address)
-                    .bind(now)
-                    .bind(lease_until)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    Ok(Ok(id))
-                })
+                let live = conn
+                    .prepare_cached(LIVE_ATTEMPTS)?
+                    .query_map(
+                        params![email_key, failures_after, now],
+                        LiveAttemptFields::from_sqlite,
+                    )?
+                    .map(|row| row.map(LiveAttempt::from))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                if let Err(refused) = admit(&live) {
+                    return Ok(Err(refused));
+                }
+                conn.prepare_cached(
+                    "INSERT INTO login_attempts (email_key, address, started_at, lease_until)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![email_key, address, now, lease_until])?;
+                Ok(Ok(conn.last_insert_rowid()))
             })
             .await
     }
@@ -311,28 +270,24 @@ impl Engine for Sqlite {
         let attempt = attempt.clone();
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let updated = sqlx::query(
-                        "UPDATE login_attempts SET lease_until = NULL, failed_at = ? WHERE id = ?",
-                    )
-                    .bind(at)
-                    .bind(attempt.id)
-                    .execute(&mut *conn)
-                    .await?;
-                    if updated.rows_affected() == 0 {
-                        sqlx::query(
-                            "INSERT INTO login_attempts (email_key, address, started_at, failed_at)
-                             VALUES (?, ?, ?, ?)",
-                        )
-                        .bind(&attempt.email_key)
-                        .bind(&attempt.address)
-                        .bind(attempt.started_at)
-                        .bind(at)
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    Ok(())
-                })
+                let updated = conn
+                    .prepare_cached(
+                        "UPDATE login_attempts SET lease_until = NULL, failed_at = ?1 WHERE id = ?2",
+                    )?
+                    .execute(params![at, attempt.id])?;
+                if updated == 0 {
+                    conn.prepare_cached(
+                        "INSERT INTO login_attempts (email_key, address, started_at, failed_at)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![
+                        attempt.email_key,
+                        attempt.address,
+                        attempt.started_at,
+                        at
+                    ])?;
+                }
+                Ok(())
             })
             .await
     }
@@ -341,20 +296,15 @@ impl Engine for Sqlite {
         let attempt = attempt.clone();
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "DELETE FROM login_attempts WHERE id = ?1;
-                         UPDATE login_attempts SET pair_cleared = TRUE
-                         WHERE email_key = ?2 AND address = ?3
-                           AND failed_at IS NOT NULL AND NOT pair_cleared;",
-                    )
-                    .bind(attempt.id)
-                    .bind(&attempt.email_key)
-                    .bind(&attempt.address)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(())
-                })
+                conn.prepare_cached("DELETE FROM login_attempts WHERE id = ?1")?
+                    .execute([attempt.id])?;
+                conn.prepare_cached(
+                    "UPDATE login_attempts SET pair_cleared = TRUE
+                     WHERE email_key = ?1 AND address = ?2
+                       AND failed_at IS NOT NULL AND NOT pair_cleared",
+                )?
+                .execute(params![attempt.email_key, attempt.address])?;
+                Ok(())
             })
             .await
     }
@@ -362,13 +312,9 @@ impl Engine for Sqlite {
     async fn forget_attempt(&self, id: i64) -> Result<(), StoreError> {
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM login_attempts WHERE id = ?")
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(())
-                })
+                conn.prepare_cached("DELETE FROM login_attempts WHERE id = ?1")?
+                    .execute([id])?;
+                Ok(())
             })
             .await
     }
@@ -387,28 +333,23 @@ impl Engine for Sqlite {
         let address = address.to_owned();
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-                        "SELECT COUNT(*), MIN(at) FROM address_attempts WHERE address = ? AND at > ?",
-                    )
-                    .bind(&address)
-                    .bind(since)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    let recent = Recent {
-                        count: u32::try_from(count).unwrap_or(u32::MAX),
-                        oldest,
-                    };
-                    if let Err(refused) = admit(recent) {
-                        return Ok(Err(refused));
-                    }
-                    sqlx::query("INSERT INTO address_attempts (address, at) VALUES (?, ?)")
-                        .bind(&address)
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(Ok(()))
-                })
+                let (count, oldest): (i64, Option<i64>) = conn
+                    .prepare_cached(
+                        "SELECT COUNT(*), MIN(at) FROM address_attempts WHERE address = ?1 AND at > ?2",
+                    )?
+                    .query_row(params![address, since], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?;
+                let recent = Recent {
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                    oldest,
+                };
+                if let Err(refused) = admit(recent) {
+                    return Ok(Err(refused));
+                }
+                conn.prepare_cached("INSERT INTO address_attempts (address, at) VALUES (?1, ?2)")?
+                    .execute(params![address, now])?;
+                Ok(Ok(()))
             })
             .await
     }
@@ -418,27 +359,82 @@ impl Engine for Sqlite {
             (cutoffs.failed_by, cutoffs.leased_by, cutoffs.rate_by);
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let attempts = sqlx::query(
-                        "DELETE FROM login_attempts WHERE failed_at <= ? OR lease_until <= ?",
-                    )
-                    .bind(failed_by)
-                    .bind(leased_by)
-                    .execute(&mut *conn)
-                    .await?;
-                    let addresses = sqlx::query("DELETE FROM address_attempts WHERE at <= ?")
-                        .bind(rate_by)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(attempts.rows_affected() + addresses.rows_affected())
-                })
+                let attempts = conn
+                    .prepare_cached(
+                        "DELETE FROM login_attempts WHERE failed_at <= ?1 OR lease_until <= ?2",
+                    )?
+                    .execute(params![failed_by, leased_by])?;
+                let addresses = conn
+                    .prepare_cached("DELETE FROM address_attempts WHERE at <= ?1")?
+                    .execute([rate_by])?;
+                Ok((attempts + addresses) as u64)
             })
             .await
     }
 }
 
-/// The conditional write at work, on a real database file: two requests
-/// that both read a token unspent and both decide to spend it.
+/// The token with this hash, whether its successor is unused, its session
+/// and user: one read, inside the writer's transaction.
+fn presented_in(conn: &Connection, token_hash: &[u8]) -> rusqlite::Result<Option<Presented>> {
+    conn.prepare_cached(PRESENTED)?
+        .query_row([token_hash], PresentedFields::from_sqlite)
+        .optional()
+        .map(|row| row.map(Into::into))
+}
+
+/// The conditional write of rotation: spends the parent, stores its
+/// successor and touches the session, or changes nothing (`false`) when
+/// the parent is spent already or its session revoked. Nothing else a
+/// concurrent request can change decides a spend (a session has one
+/// unspent token, so nobody else can touch its clock).
+fn spend_in(conn: &Connection, spend: &Spend<'_>) -> rusqlite::Result<bool> {
+    let spent = conn
+        .prepare_cached(
+            "UPDATE refresh_tokens SET used_at = ?1
+             WHERE id = ?2 AND used_at IS NULL
+               AND EXISTS (SELECT 1 FROM sessions WHERE id = ?3 AND revoked_at IS NULL)",
+        )?
+        .execute(params![spend.now, spend.parent_id, spend.session_id])?;
+    if spent == 0 {
+        return Ok(false);
+    }
+    conn.prepare_cached(
+        "INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        spend.session_id,
+        spend.successor_hash,
+        spend.parent_id,
+        spend.now
+    ])?;
+    let successor_id = conn.last_insert_rowid();
+    conn.prepare_cached("UPDATE refresh_tokens SET successor_id = ?1 WHERE id = ?2")?
+        .execute(params![successor_id, spend.parent_id])?;
+    conn.prepare_cached("UPDATE sessions SET last_used_at = ?1 WHERE id = ?2")?
+        .execute(params![spend.now, spend.session_id])?;
+    Ok(true)
+}
+
+/// Revokes one session unless it is revoked already; `true` if it was.
+fn revoke_in(
+    conn: &Connection,
+    session_id: &str,
+    reason: RevokeReason,
+    now: Millis,
+) -> rusqlite::Result<bool> {
+    let revoked = conn
+        .prepare_cached(
+            "UPDATE sessions SET revoked_at = ?1, revoked_reason = ?2
+             WHERE id = ?3 AND revoked_at IS NULL",
+        )?
+        .execute(params![now, reason.as_str(), session_id])?;
+    Ok(revoked > 0)
+}
+
+/// The conditional write at work, on a real database file: a request that
+/// read the token unspent and decided to spend it, but whose write comes
+/// after another request's (as with two processes on one file).
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -486,13 +482,41 @@ mod tests {
     }
 
     impl Fixture {
-        /// The presented token as a request reads it before deciding.
-        async fn read(&self) -> Option<Presented> {
+        fn engine(&self) -> &Sqlite {
             let Backend::Sqlite(engine) = &self.store.backend else {
                 unreachable!("the fixture is SQLite");
             };
+            engine
+        }
+
+        /// The first token as a request reads it before deciding.
+        async fn read(&self) -> Presented {
             let hash = self.store.keys.hash(&self.first.token);
-            engine.presented(&hash).await.unwrap()
+            self.engine()
+                .writer
+                .write(move |conn| presented_in(conn, &hash))
+                .await
+                .unwrap()
+                .expect("the first token is stored")
+        }
+
+        /// The spend that request decided on, applied only now.
+        async fn spend_late(&self, read: Presented, now: Millis) -> bool {
+            let successor = self.store.keys.successor(&self.first.token);
+            let successor_hash = self.store.keys.hash(&successor);
+            self.engine()
+                .writer
+                .write(move |conn| {
+                    let spend = Spend {
+                        parent_id: read.token_id,
+                        session_id: &read.session_id,
+                        successor_hash: &successor_hash,
+                        now,
+                    };
+                    spend_in(conn, &spend)
+                })
+                .await
+                .unwrap()
         }
 
         async fn count(&self, sql: &str) -> i64 {
@@ -501,41 +525,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_lost_spend_changes_nothing_and_becomes_a_replay() {
+    async fn a_late_spend_changes_nothing_and_the_token_is_a_replay() {
         let f = fixture(Duration::from_secs(10)).await;
         let now = T0 + SECOND;
-        let (mine, theirs) = (f.read().await, f.read().await);
-        let (their_grant, _) = f
-            .store
-            .settle(&f.first.token, theirs, now)
-            .await
-            .unwrap()
-            .expect("the first spend wins");
-        let lost = f.store.settle(&f.first.token, mine, now).await.unwrap();
-        assert!(lost.is_none(), "the second spend of one parent is refused");
+        let mine = f.read().await;
+        let (their_grant, _) = f.store.rotate(&f.first.token, now).await.unwrap();
+        assert!(
+            !f.spend_late(mine, now).await,
+            "the second spend of one parent is refused"
+        );
         assert_eq!(f.count("SELECT COUNT(*) FROM refresh_tokens").await, 2);
 
-        // Read again, the loser is an honest race: the same successor.
+        // Read again, the late request is an honest race: the same successor.
         let (my_grant, _) = f.store.rotate(&f.first.token, now).await.unwrap();
         assert_eq!(my_grant.token, their_grant.token);
         assert_eq!(f.count("SELECT COUNT(*) FROM refresh_tokens").await, 2);
     }
 
     #[tokio::test]
-    async fn without_grace_a_lost_spend_is_reuse() {
+    async fn without_grace_a_late_spend_is_reuse() {
         let f = fixture(Duration::ZERO).await;
-        let (mine, theirs) = (f.read().await, f.read().await);
-        f.store
-            .settle(&f.first.token, theirs, T0)
-            .await
-            .unwrap()
-            .expect("the first spend wins");
-        assert!(f
-            .store
-            .settle(&f.first.token, mine, T0)
-            .await
-            .unwrap()
-            .is_none());
+        let mine = f.read().await;
+        f.store.rotate(&f.first.token, T0).await.unwrap();
+        assert!(!f.spend_late(mine, T0).await);
         let again = f.store.rotate(&f.first.token, T0).await;
         assert!(
             matches!(again, Err(RotateError::Reused { .. })),
@@ -559,8 +571,7 @@ mod tests {
             .revoke(&session_id, RevokeReason::Logout, T0)
             .await
             .unwrap());
-        let lost = f.store.settle(&f.first.token, mine, T0).await.unwrap();
-        assert!(lost.is_none());
+        assert!(!f.spend_late(mine, T0).await);
         assert_eq!(
             f.count("SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NOT NULL")
                 .await,
@@ -585,5 +596,14 @@ mod tests {
         assert_eq!(f.count(&linked).await, 1);
         let touched = format!("SELECT COUNT(*) FROM sessions WHERE last_used_at = {now}");
         assert_eq!(f.count(&touched).await, 1);
+    }
+
+    #[tokio::test]
+    async fn an_email_taken_is_told_apart_from_a_failure() {
+        let f = fixture(Duration::from_secs(10)).await;
+        let email = parse_email("RACE@example.com").unwrap();
+        let hash = PasswordHashString("$argon2id$not-checked-here".into());
+        let again = f.store.create_user(&email, &hash, T0).await;
+        assert!(matches!(again, Err(CreateError::EmailTaken)));
     }
 }

@@ -1,6 +1,6 @@
-//! Group commit: one task owns one SQLite connection and runs every write.
+//! Group commit: one thread owns one SQLite connection and runs every write.
 //!
-//! Writes queue to the task. It takes the first, then every other write
+//! Writes queue to the thread. It takes the first, then every other write
 //! already waiting (up to `MAX_BATCH`), and runs them all in one
 //! `BEGIN IMMEDIATE` transaction, each inside a savepoint of its own so
 //! that one failing write spoils nothing else. Each caller is answered
@@ -10,15 +10,26 @@
 //! that arrives alone waits for nothing and runs without a savepoint. A
 //! write that panics (a bug) fails its batch, not the writer.
 //!
+//! The thread calls SQLite directly (rusqlite, with cached prepared
+//! statements), so a write's statements are function calls rather than
+//! round trips: a write costs one hand-off to the thread and one back,
+//! however many statements it runs, and fewer under load, when it shares
+//! its batch. sqlx's SQLite driver, which the pooled reads and the
+//! migrations use, runs each statement as a round trip to a thread of its
+//! own; profiled, those hand-offs were most of a refresh's cost.
+//!
 //! One writer for the whole process also replaces the queue on a mutex
 //! that writers used to hold around their pooled transactions: SQLite has
 //! one write lock, and waiting for it in SQLite's busy handler (which
 //! sleeps in steps of up to 100 ms) made the tail latency of refresh.
 
-use std::{any::Any, future::Future, pin::Pin};
+use std::any::Any;
+use std::borrow::Cow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, SqliteConnection};
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::StoreError;
@@ -29,67 +40,74 @@ use super::super::StoreError;
 const MAX_BATCH: usize = 64;
 /// Writes waiting for the writer before callers wait to queue.
 const QUEUE: usize = 1024;
+/// Statements the connection keeps prepared: every write's, with room.
+const PREPARED: usize = 64;
 
 type Answer = Result<Box<dyn Any + Send>, StoreError>;
 
-/// A write's future, borrowing the writer's connection for `'c`.
-pub type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
-
-/// A write as the task runs it: against the connection, inside the batch's
-/// transaction.
-type Work = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Answer> + Send>;
+/// A write as the thread runs it: against the connection, inside the
+/// batch's transaction.
+type Work = Box<dyn FnOnce(&Connection) -> Answer + Send>;
 
 struct Job {
     work: Work,
     reply: oneshot::Sender<Answer>,
 }
 
-/// The handle writes are sent through. Cheap to clone.
+/// Where the writer's connection goes, and how long it waits for a write
+/// lock held by another process before it gives up.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub path: PathBuf,
+    pub busy_timeout: Duration,
+}
+
+/// The handle writes are sent through. Cheap to clone; the thread ends
+/// when the last handle is dropped.
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Writer {
-    /// Starts the task; it opens its connection with `options` and opens it
-    /// again after a failure.
-    pub fn start(options: SqliteConnectOptions) -> Self {
+    /// Starts the thread; it opens its connection to `target` and opens it
+    /// again after a failed batch.
+    pub fn start(target: Target) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(options, queue));
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(&target, queue))
+            .expect("the operating system starts a thread");
         Self { jobs }
     }
 
     /// Runs `work` in the next batch and answers once that batch committed.
-    /// `work` must leave the connection as it found it on success (its
-    /// savepoint is released) and may fail (its savepoint is rolled back).
+    /// If `work` fails, what it did is rolled back and the rest of the
+    /// batch goes on.
     pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let work: Work = Box::new(move |conn| {
-            Box::pin(async move {
-                let done = work(conn).await?;
-                Ok(Box::new(done) as Box<dyn Any + Send>)
-            })
+        let work: Work = Box::new(move |conn| match work(conn) {
+            Ok(done) => Ok(Box::new(done) as Box<dyn Any + Send>),
+            Err(e) => Err(store_error(e)),
         });
         self.jobs
             .send(Job { work, reply })
             .await
-            .map_err(|_| StoreError::PoolClosed)?;
-        let done = answer.await.map_err(|_| StoreError::PoolClosed)??;
+            .map_err(|_| StoreError::WorkerCrashed)?;
+        let done = answer.await.map_err(|_| StoreError::WorkerCrashed)??;
         Ok(*done
             .downcast::<T>()
             .expect("a write is answered with its own type"))
     }
 }
 
-async fn run(options: SqliteConnectOptions, mut queue: mpsc::Receiver<Job>) {
-    let mut conn: Option<SqliteConnection> = None;
-    while let Some(first) = queue.recv().await {
+fn run(target: &Target, mut queue: mpsc::Receiver<Job>) {
+    let mut conn: Option<Connection> = None;
+    while let Some(first) = queue.blocking_recv() {
         let mut works = vec![first.work];
         let mut replies = vec![first.reply];
         while works.len() < MAX_BATCH {
@@ -97,31 +115,22 @@ async fn run(options: SqliteConnectOptions, mut queue: mpsc::Receiver<Job>) {
             works.push(job.work);
             replies.push(job.reply);
         }
-        let open = match conn.take() {
-            Some(open) => Ok(open),
-            None => options.connect().await,
-        };
-        let answers = match open {
-            // A task of its own per batch: a write that panics fails its
-            // batch, not the writer (the connection, with whatever it
-            // began, is dropped with the task, which rolls it back).
-            Ok(mut open) => match tokio::spawn(async move {
-                let answers = transact(&mut open, works).await;
-                (open, answers)
-            })
-            .await
-            {
-                Ok((open, answers)) => {
+        let answers = match conn.take().map_or_else(|| open(target), Ok) {
+            Ok(open) => {
+                // A write that panics fails its batch; the connection, with
+                // whatever it began, is dropped, which rolls it back.
+                match catch_unwind(AssertUnwindSafe(|| transact(&open, works))) {
+                    Ok(Ok(answers)) => {
+                        conn = Some(open);
+                        Ok(answers)
+                    }
                     // After a failed batch, whatever state the connection
                     // is in, the next batch opens a new one.
-                    if answers.is_ok() {
-                        conn = Some(open);
-                    }
-                    answers
+                    Ok(Err(e)) => Err(store_error(e)),
+                    Err(_) => Err(StoreError::WorkerCrashed),
                 }
-                Err(_) => Err(sqlx::Error::WorkerCrashed),
-            },
-            Err(e) => Err(e),
+            }
+            Err(e) => Err(store_error(e)),
         };
         match answers {
             Ok(answers) => {
@@ -139,133 +148,222 @@ async fn run(options: SqliteConnectOptions, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
+/// Opens the writer's connection as the pool opens its own: the file
+/// exists and is in WAL mode already (the pool made it so).
+fn open(target: &Target) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        &target.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(target.busy_timeout)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.set_prepared_statement_cache_capacity(PREPARED);
+    Ok(conn)
+}
+
 /// Runs `works` in one transaction: each one's answer once it committed,
-/// or the error that undid the whole batch.
-///
-/// Every statement is a round trip to the connection's thread, so each
-/// boundary between writes is one command: the end of one write's
-/// savepoint and the start of the next one's. A write alone needs no
+/// or the error that undid the whole batch. A write alone needs no
 /// savepoint: the transaction is its own.
-async fn transact(
-    conn: &mut SqliteConnection,
-    works: Vec<Work>,
-) -> Result<Vec<Answer>, StoreError> {
-    let alone = works.len() == 1;
-    let count = works.len();
-    let mut answers = Vec::with_capacity(count);
-    let mut boundary = if alone {
-        "BEGIN IMMEDIATE"
-    } else {
-        "BEGIN IMMEDIATE; SAVEPOINT write"
-    };
-    for (index, work) in works.into_iter().enumerate() {
-        sqlx::query(boundary).execute(&mut *conn).await?;
-        let answer = work(conn).await;
-        let last = index + 1 == count;
-        boundary = match (alone, answer.is_ok(), last) {
-            (true, true, _) => "COMMIT",
-            (true, false, _) => "ROLLBACK",
-            (false, true, false) => "RELEASE write; SAVEPOINT write",
-            (false, false, false) => "ROLLBACK TO write; RELEASE write; SAVEPOINT write",
-            (false, true, true) => "RELEASE write; COMMIT",
-            (false, false, true) => "ROLLBACK TO write; RELEASE write; COMMIT",
-        };
+fn transact(conn: &Connection, works: Vec<Work>) -> rusqlite::Result<Vec<Answer>> {
+    let run = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(drop);
+    run("BEGIN IMMEDIATE")?;
+    if works.len() == 1 {
+        let answers: Vec<Answer> = works.into_iter().map(|work| work(conn)).collect();
+        run(if answers[0].is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        })?;
+        return Ok(answers);
+    }
+    let mut answers = Vec::with_capacity(works.len());
+    for work in works {
+        run("SAVEPOINT write")?;
+        let answer = work(conn);
+        if answer.is_err() {
+            run("ROLLBACK TO write")?;
+        }
+        run("RELEASE write")?;
         answers.push(answer);
     }
-    sqlx::query(boundary).execute(&mut *conn).await?;
+    run("COMMIT")?;
     Ok(answers)
 }
 
+/// The store speaks sqlx's error; a failed write enters it as a database
+/// error that keeps SQLite's message and code, so a unique violation is
+/// still recognised as one.
+fn store_error(error: rusqlite::Error) -> StoreError {
+    StoreError::database(WriteError::from(error))
+}
+
 /// sqlx's errors can't be cloned; each caller gets one with the same text.
-fn copy_of(error: &sqlx::Error) -> sqlx::Error {
-    sqlx::Error::Io(std::io::Error::other(error.to_string()))
+fn copy_of(error: &StoreError) -> StoreError {
+    match error.as_database_error() {
+        Some(e) => StoreError::database(WriteError {
+            message: e.message().to_owned(),
+            code: e.code().and_then(|c| c.parse().ok()),
+        }),
+        None => StoreError::Io(std::io::Error::other(error.to_string())),
+    }
+}
+
+/// A write's failure as SQLite reported it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct WriteError {
+    message: String,
+    /// SQLite's extended result code, when SQLite reported the failure.
+    code: Option<i32>,
+}
+
+impl From<rusqlite::Error> for WriteError {
+    fn from(error: rusqlite::Error) -> Self {
+        let code = match &error {
+            rusqlite::Error::SqliteFailure(e, _) => Some(e.extended_code),
+            _ => None,
+        };
+        Self {
+            message: error.to_string(),
+            code,
+        }
+    }
+}
+
+impl sqlx::error::DatabaseError for WriteError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        self.code.map(|code| Cow::Owned(code.to_string()))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        use rusqlite::ffi;
+        use sqlx::error::ErrorKind;
+        match self.code {
+            Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+                ErrorKind::UniqueViolation
+            }
+            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
+            Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
+            Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// True when SQLite gave up waiting for a lock another connection held.
+#[cfg(test)]
+fn is_busy(error: &StoreError) -> bool {
+    let code = error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|c| c.parse::<i32>().ok());
+    code.is_some_and(|c| rusqlite::ffi::Error::new(c).code == rusqlite::ErrorCode::DatabaseBusy)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
-    use sqlx::{Connection, Row};
-
     use super::*;
 
-    async fn writer_on_a_fresh_file() -> (Writer, SqliteConnectOptions, tempfile::TempDir) {
+    fn writer_on_a_fresh_file() -> (Writer, PathBuf, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
-        let options = SqliteConnectOptions::from_str(&url).unwrap();
-        let mut setup = options.connect().await.unwrap();
-        sqlx::raw_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
-            .execute(&mut setup)
-            .await
+        let path = dir.path().join("w.db");
+        let setup = Connection::open(&path).unwrap();
+        setup
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY)")
             .unwrap();
-        setup.close().await.unwrap();
-        (Writer::start(options.clone()), options, dir)
+        let target = Target {
+            path: path.clone(),
+            busy_timeout: Duration::from_millis(200),
+        };
+        (Writer::start(target), path, dir)
     }
 
-    fn insert(writer: &Writer, id: i64) -> impl Future<Output = Result<u64, StoreError>> + '_ {
-        writer.write(move |conn| {
-            Box::pin(async move {
-                let done = sqlx::query("INSERT INTO t (id) VALUES (?)")
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(done.rows_affected())
-            })
-        })
+    fn insert(
+        writer: &Writer,
+        id: i64,
+    ) -> impl std::future::Future<Output = Result<usize, StoreError>> + '_ {
+        writer.write(move |conn| conn.execute("INSERT INTO t (id) VALUES (?1)", [id]))
+    }
+
+    fn count(path: &PathBuf) -> i64 {
+        let check = Connection::open(path).unwrap();
+        check
+            .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
+            .unwrap()
     }
 
     #[tokio::test]
     async fn one_failing_write_in_a_batch_spoils_nothing_else() {
-        let (writer, options, _dir) = writer_on_a_fresh_file().await;
+        let (writer, path, _dir) = writer_on_a_fresh_file();
         insert(&writer, 7).await.unwrap();
         // Sent together, these queue while the first runs and share batches;
-        // the duplicate of 7 fails alone.
+        // the duplicate of 7 fails alone, as the unique violation it is.
         let ids = [1, 2, 3, 7, 4, 5, 6];
         let answers = futures::future::join_all(ids.map(|id| insert(&writer, id))).await;
         for (id, answer) in ids.iter().zip(&answers) {
             assert_eq!(answer.is_ok(), *id != 7, "{id}: {answer:?}");
         }
-        let mut check = options.connect().await.unwrap();
-        let rows = sqlx::query("SELECT COUNT(*) FROM t")
-            .fetch_one(&mut check)
-            .await
-            .unwrap();
-        assert_eq!(rows.get::<i64, _>(0), 7);
+        let Some(Err(StoreError::Database(duplicate))) = answers.get(3) else {
+            panic!("the duplicate fails as a database error");
+        };
+        assert!(duplicate.is_unique_violation());
+        assert_eq!(count(&path), 7);
     }
 
     #[tokio::test]
     async fn a_write_is_answered_with_its_own_result_after_its_commit() {
-        let (writer, options, _dir) = writer_on_a_fresh_file().await;
+        let (writer, path, _dir) = writer_on_a_fresh_file();
         let answer: String = writer
             .write(|conn| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO t (id) VALUES (1)")
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok("done".to_string())
-                })
+                conn.execute("INSERT INTO t (id) VALUES (1)", [])?;
+                Ok("done".to_string())
             })
             .await
             .unwrap();
         assert_eq!(answer, "done");
         // Answered means committed: another connection sees the row.
-        let mut check = options.connect().await.unwrap();
-        let rows = sqlx::query("SELECT COUNT(*) FROM t")
-            .fetch_one(&mut check)
-            .await
-            .unwrap();
-        assert_eq!(rows.get::<i64, _>(0), 1);
+        assert_eq!(count(&path), 1);
     }
 
     #[tokio::test]
     async fn a_write_that_panics_fails_its_batch_and_the_writer_goes_on() {
-        let (writer, _options, _dir) = writer_on_a_fresh_file().await;
+        let (writer, path, _dir) = writer_on_a_fresh_file();
         let panicked = writer
-            .write(|_conn| -> BoxFuture<'_, Result<(), StoreError>> {
-                Box::pin(async { panic!("a bug in one write") })
+            .write(|conn| -> rusqlite::Result<()> {
+                conn.execute("INSERT INTO t (id) VALUES (1)", [])?;
+                panic!("a bug in one write")
             })
             .await;
         assert!(panicked.is_err());
+        assert_eq!(count(&path), 0, "what the batch began is rolled back");
+        assert_eq!(insert(&writer, 1).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_write_lock_held_elsewhere_fails_the_batch_until_it_goes() {
+        let (writer, path, _dir) = writer_on_a_fresh_file();
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let refused = insert(&writer, 1).await.unwrap_err();
+        assert!(is_busy(&refused), "{refused}");
+        holder.execute_batch("ROLLBACK").unwrap();
         assert_eq!(insert(&writer, 1).await.unwrap(), 1);
     }
 }
