@@ -73,8 +73,10 @@ spawn_instance() {
 }
 
 wait_healthy() { # wait_healthy PID BASE LOG
-  # Up to 10 s: migrations on a busy CI machine can be slow.
-  for _ in $(seq 1 200); do
+  # Up to 60 s: migrations on a busy CI machine can be slow, and the first
+  # start on a new site build writes its brotli-11 copies before listening
+  # (the .wasm alone takes over 10 s on two busy cores).
+  for _ in $(seq 1 1200); do
     curl -fsS "$2/healthz" >/dev/null 2>&1 && return 0
     kill -0 "$1" 2>/dev/null || break
     sleep 0.05

@@ -197,8 +197,43 @@ impl From<LiveAttemptFields> for LiveAttempt {
     }
 }
 
-// The SQLite writer reads through rusqlite (see `sqlite/writer.rs`): the
+// The SQLite engine reads through rusqlite (see `sqlite/conn.rs`): the
 // same queries and columns, read by name.
+
+impl CredentialFields {
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            user: UserFields {
+                id: row.get("id")?,
+                email: row.get("email")?,
+                created_at: row.get("created_at")?,
+            },
+            password_hash: row.get("password_hash")?,
+        })
+    }
+}
+
+impl SessionFields {
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            created_at: row.get("created_at")?,
+            user_agent: row.get("user_agent")?,
+            times: TimesFields::from_sqlite(row)?,
+        })
+    }
+}
+
+impl SessionWithUser {
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            user_id: row.get("user_id")?,
+            email: row.get("email")?,
+            user_created_at: row.get("user_created_at")?,
+            session: SessionFields::from_sqlite(row)?,
+        })
+    }
+}
 
 impl TimesFields {
     fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {

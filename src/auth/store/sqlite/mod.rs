@@ -1,7 +1,8 @@
-//! The SQLite engine: the store's rows in one file. Reads go to a pool;
-//! every write goes to the one writer (`writer.rs`), a thread that runs the
-//! writes waiting at once in one `BEGIN IMMEDIATE` transaction (group
-//! commit). `BEGIN IMMEDIATE` takes SQLite's one write lock at the start,
+//! The SQLite engine: the store's rows in one file. Reads run on the
+//! request's own thread (`reader.rs`); every write goes to the one writer
+//! (`writer.rs`), a thread that runs the writes waiting at once in one
+//! `BEGIN IMMEDIATE` transaction (group commit). Both call SQLite directly
+//! (`conn.rs`); the sqlx pool opens and migrates the file. `BEGIN IMMEDIATE` takes SQLite's one write lock at the start,
 //! so a transaction never fails halfway for want of it, and what a write
 //! reads inside it holds until it commits, in every process on the file.
 //!
@@ -13,7 +14,11 @@
 //! decide and write inside one write too: SQLite's write lock is the lock
 //! on the email (or address) that they need.
 
+mod conn;
+mod reader;
 mod writer;
+
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use sqlx::SqlitePool;
@@ -30,23 +35,29 @@ use super::{
     Presented, Recent, SessionRecord, Spend, Step, StoreError, ThrottleCutoffs, UserRow,
 };
 
-use writer::{Target, Writer};
+use conn::Target;
+use reader::Readers;
+use writer::Writer;
 
 #[derive(Clone)]
 pub struct Sqlite {
     pool: SqlitePool,
+    readers: Arc<Readers>,
     writer: Writer,
 }
 
 impl From<SqlitePool> for Backend {
-    /// Starts the writer thread, with a connection of its own to the
-    /// pool's file.
+    /// Starts the writer thread; it and the readers open the pool's file.
     fn from(pool: SqlitePool) -> Self {
-        let writer = Writer::start(Target {
+        let target = Target {
             path: pool.connect_options().get_filename().to_owned(),
             busy_timeout: crate::db::BUSY_TIMEOUT,
-        });
-        Backend::Sqlite(Sqlite { pool, writer })
+        };
+        Backend::Sqlite(Sqlite {
+            readers: Arc::new(Readers::new(target.clone())),
+            writer: Writer::start(target),
+            pool,
+        })
     }
 }
 
@@ -85,11 +96,12 @@ impl Engine for Sqlite {
     }
 
     async fn credentials(&self, email_key: &str) -> Result<Option<Credentials>, StoreError> {
-        let row: Option<CredentialFields> = sqlx::query_as(CREDENTIALS)
-            .bind(email_key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(Into::into))
+        self.readers.read(|conn| {
+            conn.prepare_cached(CREDENTIALS)?
+                .query_row([email_key], CredentialFields::from_sqlite)
+                .optional()
+                .map(|row| row.map(Into::into))
+        })
     }
 
     async fn start_session(&self, session: &NewSession<'_>) -> Result<(), StoreError> {
@@ -154,10 +166,11 @@ impl Engine for Sqlite {
     }
 
     async fn session_of(&self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar(SESSION_OF_TOKEN)
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
+        self.readers.read(|conn| {
+            conn.prepare_cached(SESSION_OF_TOKEN)?
+                .query_row([token_hash], |row| row.get(0))
+                .optional()
+        })
     }
 
     async fn revoke(
@@ -197,20 +210,21 @@ impl Engine for Sqlite {
         user_id: &str,
         session_id: &str,
     ) -> Result<Option<(UserRow, SessionRecord)>, StoreError> {
-        let row: Option<SessionWithUser> = sqlx::query_as(SESSION_WITH_USER)
-            .bind(session_id)
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(Into::into))
+        self.readers.read(|conn| {
+            conn.prepare_cached(SESSION_WITH_USER)?
+                .query_row([session_id, user_id], SessionWithUser::from_sqlite)
+                .optional()
+                .map(|row| row.map(Into::into))
+        })
     }
 
     async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
-        let rows: Vec<SessionFields> = sqlx::query_as(SESSIONS_OF_USER)
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        self.readers.read(|conn| {
+            conn.prepare_cached(SESSIONS_OF_USER)?
+                .query_map([user_id], SessionFields::from_sqlite)?
+                .map(|row| row.map(Into::into))
+                .collect()
+        })
     }
 
     async fn purge_ended(&self, cutoff: Millis, idle_ms: i64) -> Result<u64, StoreError> {

@@ -24,15 +24,13 @@
 //! sleeps in steps of up to 100 ms) made the tail latency of refresh.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::StoreError;
+use super::conn::{copy_of, store_error, Target};
 
 /// The most writes one transaction takes. Enough to empty the queue of a
 /// busy server in a few batches; small enough that one batch's commit
@@ -40,8 +38,6 @@ use super::super::StoreError;
 const MAX_BATCH: usize = 64;
 /// Writes waiting for the writer before callers wait to queue.
 const QUEUE: usize = 1024;
-/// Statements the connection keeps prepared: every write's, with room.
-const PREPARED: usize = 64;
 
 type Answer = Result<Box<dyn Any + Send>, StoreError>;
 
@@ -52,14 +48,6 @@ type Work = Box<dyn FnOnce(&Connection) -> Answer + Send>;
 struct Job {
     work: Work,
     reply: oneshot::Sender<Answer>,
-}
-
-/// Where the writer's connection goes, and how long it waits for a write
-/// lock held by another process before it gives up.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub path: PathBuf,
-    pub busy_timeout: Duration,
 }
 
 /// The handle writes are sent through. Cheap to clone; the thread ends
@@ -115,7 +103,7 @@ fn run(target: &Target, mut queue: mpsc::Receiver<Job>) {
             works.push(job.work);
             replies.push(job.reply);
         }
-        let answers = match conn.take().map_or_else(|| open(target), Ok) {
+        let answers = match conn.take().map_or_else(|| target.open_for_writes(), Ok) {
             Ok(open) => {
                 // A write that panics fails its batch; the connection, with
                 // whatever it began, is dropped, which rolls it back.
@@ -148,20 +136,6 @@ fn run(target: &Target, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
-/// Opens the writer's connection as the pool opens its own: the file
-/// exists and is in WAL mode already (the pool made it so).
-fn open(target: &Target) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        &target.path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(target.busy_timeout)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", true)?;
-    conn.set_prepared_statement_cache_capacity(PREPARED);
-    Ok(conn)
-}
-
 /// Runs `works` in one transaction: each one's answer once it committed,
 /// or the error that undid the whole batch. A write alone needs no
 /// savepoint: the transaction is its own.
@@ -191,94 +165,12 @@ fn transact(conn: &Connection, works: Vec<Work>) -> rusqlite::Result<Vec<Answer>
     Ok(answers)
 }
 
-/// The store speaks sqlx's error; a failed write enters it as a database
-/// error that keeps SQLite's message and code, so a unique violation is
-/// still recognised as one.
-fn store_error(error: rusqlite::Error) -> StoreError {
-    StoreError::database(WriteError::from(error))
-}
-
-/// sqlx's errors can't be cloned; each caller gets one with the same text.
-fn copy_of(error: &StoreError) -> StoreError {
-    match error.as_database_error() {
-        Some(e) => StoreError::database(WriteError {
-            message: e.message().to_owned(),
-            code: e.code().and_then(|c| c.parse().ok()),
-        }),
-        None => StoreError::Io(std::io::Error::other(error.to_string())),
-    }
-}
-
-/// A write's failure as SQLite reported it.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct WriteError {
-    message: String,
-    /// SQLite's extended result code, when SQLite reported the failure.
-    code: Option<i32>,
-}
-
-impl From<rusqlite::Error> for WriteError {
-    fn from(error: rusqlite::Error) -> Self {
-        let code = match &error {
-            rusqlite::Error::SqliteFailure(e, _) => Some(e.extended_code),
-            _ => None,
-        };
-        Self {
-            message: error.to_string(),
-            code,
-        }
-    }
-}
-
-impl sqlx::error::DatabaseError for WriteError {
-    fn message(&self) -> &str {
-        &self.message
-    }
-
-    fn code(&self) -> Option<Cow<'_, str>> {
-        self.code.map(|code| Cow::Owned(code.to_string()))
-    }
-
-    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self
-    }
-
-    fn kind(&self) -> sqlx::error::ErrorKind {
-        use rusqlite::ffi;
-        use sqlx::error::ErrorKind;
-        match self.code {
-            Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
-                ErrorKind::UniqueViolation
-            }
-            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
-            Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
-            Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
-            _ => ErrorKind::Other,
-        }
-    }
-}
-
-/// True when SQLite gave up waiting for a lock another connection held.
-#[cfg(test)]
-fn is_busy(error: &StoreError) -> bool {
-    let code = error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .and_then(|c| c.parse::<i32>().ok());
-    code.is_some_and(|c| rusqlite::ffi::Error::new(c).code == rusqlite::ErrorCode::DatabaseBusy)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::super::conn::is_busy;
     use super::*;
 
     fn writer_on_a_fresh_file() -> (Writer, PathBuf, tempfile::TempDir) {
