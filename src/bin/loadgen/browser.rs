@@ -259,15 +259,29 @@ impl Browser {
     }
 
     /// A same-origin form POST, like the browser app's.
+    ///
+    /// Its cookies are read from the jar once, before the first attempt:
+    /// a request that fails over to the next address carries the same
+    /// cookies, as a load balancer resends the same request. (Read again,
+    /// the jar could hold a successor that the other half of a duplicate
+    /// refresh brought back meanwhile. A `Cookie` header set here keeps the
+    /// client from adding the jar's.)
     async fn auth_post(&self, endpoint: &str, form: &[(&str, &str)]) -> Outcome {
+        let path = format!("/api/auth/{endpoint}");
+        let cookies = self.jar.cookies(&self.server.url(&path));
         let response = self
             .server
-            .send(&format!("/api/auth/{endpoint}"), |url| {
-                self.http
+            .send(&path, |url| {
+                let request = self
+                    .http
                     .post(url)
                     .header(header::ORIGIN, &self.server.origin)
                     .header("sec-fetch-site", "same-origin")
-                    .form(form)
+                    .form(form);
+                match &cookies {
+                    Some(cookies) => request.header(header::COOKIE, cookies.clone()),
+                    None => request,
+                }
             })
             .await?;
         finish(response, true).await
