@@ -2,16 +2,22 @@
 //! share. Nothing here relies on the process: every guarantee holds across
 //! instances, at PostgreSQL's default isolation (read committed).
 //!
-//! Rotation's `spend` is serialised by row locks taken by conditional
-//! updates, in one order: the parent token's row, then its session's row.
-//! Two spends of one token queue on the token's row; the second, once the
-//! first commits, re-evaluates `used_at IS NULL` against the committed row,
-//! updates nothing, and reports the spend lost (the store then reads again
-//! and decides a grace replay or reuse). A logout or revoke updates the
-//! session row, so a spend that reaches the session after it sees
-//! `revoked_at` set and rolls back, and a revoke after a spend waits for
-//! its commit. A revoke never takes a token's lock, so the one order can't
-//! deadlock.
+//! Rotation's `spend` is one statement (one round trip, one implicit
+//! transaction) whose updates take row locks in one order: the session's
+//! row, then the parent token's. It touches the session only if the
+//! session is unrevoked and the parent looked unspent, spends the parent
+//! only if the session was touched and the parent is still unspent, and
+//! stores the successor only if the parent was spent. Two spends of one
+//! token queue on the session's row; the second, once the first commits,
+//! finds the parent's row spent when it re-checks `used_at IS NULL`
+//! against the committed row, stores nothing, and reports the spend lost
+//! (the store then reads again and decides a grace replay or reuse); its
+//! touch of the session's clock is harmless, the same moment the winner
+//! wrote. A logout or revoke updates the session's row, so a spend that
+//! reaches it after sees `revoked_at` set and changes nothing, and a
+//! revoke after a spend waits for its commit. Revokes take only session
+//! rows and deleting a session takes its row before its tokens', so the
+//! one order can't deadlock.
 //!
 //! The login throttle's `begin_attempt` (and `add_address_attempt`) take a
 //! transaction-scoped advisory lock on the email (the address) before they
@@ -60,46 +66,35 @@ impl Postgres {
     /// The conditional write of rotation. `false` when it changed nothing:
     /// the parent was spent or its session revoked since it was read.
     async fn spend(&self, spend: &Spend<'_>) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // The parent's row lock first (see the module comment for the order).
-        let spent =
-            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-                .bind(spend.now)
-                .bind(spend.parent_id)
-                .execute(&mut *tx)
-                .await?;
-        if spent.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let touched = sqlx::query(
-            "UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(spend.now)
-        .bind(spend.session_id)
-        .execute(&mut *tx)
-        .await?;
-        if touched.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        sqlx::query(
-            "WITH successor AS (
-                 INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
-                 VALUES ($1, $2, $3, $4)
+        // One statement, so one round trip and one implicit transaction.
+        // The session's row lock first, then the parent's (see the module
+        // comment). The successor's id is drawn from the identity's
+        // sequence up front, so the parent links to it in the same update
+        // that spends it.
+        let spent = sqlx::query(
+            "WITH touched AS (
+                 UPDATE sessions SET last_used_at = $4
+                 WHERE id = $1 AND revoked_at IS NULL
+                   AND EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $3 AND used_at IS NULL)
                  RETURNING id
+             ), spent AS (
+                 UPDATE refresh_tokens
+                 SET used_at = $4,
+                     successor_id = nextval(pg_get_serial_sequence('refresh_tokens', 'id'))
+                 WHERE id = $3 AND used_at IS NULL AND EXISTS (SELECT 1 FROM touched)
+                 RETURNING successor_id
              )
-             UPDATE refresh_tokens SET successor_id = successor.id
-             FROM successor WHERE refresh_tokens.id = $3",
+             INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, issued_at)
+             OVERRIDING SYSTEM VALUE
+             SELECT successor_id, $1, $2, $3, $4 FROM spent",
         )
         .bind(spend.session_id)
         .bind(spend.successor_hash)
         .bind(spend.parent_id)
         .bind(spend.now)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(spent.rows_affected() == 1)
     }
 }
 
