@@ -82,21 +82,21 @@ for row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]): print("|".join(map
   fi
 }
 # A rotation is all or nothing: a used token of a live session has its
-# successor, every successor's parent is marked used and points back, and
+# successor (one at most: `parent_id` is unique), every successor's parent is
+# marked used, and
 # every live session has exactly one unused token.
 check_database() { # check_database WHEN
-  local half is_not="IS NOT"
+  local half
   if [ "$database" = sqlite ]; then
     check "integrity_check ok $1" "$([ "$(sql 'PRAGMA integrity_check;')" = ok ]; echo $?)"
     check "no foreign key violations $1" "$([ -z "$(sql 'PRAGMA foreign_key_check;')" ]; echo $?)"
-  else
-    is_not="IS DISTINCT FROM"
   fi
   half=$(sql "SELECT
       (SELECT count(*) FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-         WHERE s.revoked_at IS NULL AND t.used_at IS NOT NULL AND t.successor_id IS NULL)
+         WHERE s.revoked_at IS NULL AND t.used_at IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.parent_id = t.id))
     + (SELECT count(*) FROM refresh_tokens c JOIN refresh_tokens p ON p.id = c.parent_id
-         WHERE p.used_at IS NULL OR p.successor_id $is_not c.id)
+         WHERE p.used_at IS NULL)
     + (SELECT count(*) FROM sessions s WHERE s.revoked_at IS NULL
          AND (SELECT count(*) FROM refresh_tokens t WHERE t.session_id = s.id AND t.used_at IS NULL) <> 1);")
   check "no half-applied rotation $1 ($half found)" "$([ "$half" = 0 ]; echo $?)"

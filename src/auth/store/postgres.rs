@@ -68,9 +68,7 @@ impl Postgres {
     async fn spend(&self, spend: &Spend<'_>) -> Result<bool, StoreError> {
         // One statement, so one round trip and one implicit transaction.
         // The session's row lock first, then the parent's (see the module
-        // comment). The successor's id is drawn from the identity's
-        // sequence up front, so the parent links to it in the same update
-        // that spends it.
+        // comment).
         let spent = sqlx::query(
             "WITH touched AS (
                  UPDATE sessions SET last_used_at = $4
@@ -78,15 +76,12 @@ impl Postgres {
                    AND EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $3 AND used_at IS NULL)
                  RETURNING id
              ), spent AS (
-                 UPDATE refresh_tokens
-                 SET used_at = $4,
-                     successor_id = nextval(pg_get_serial_sequence('refresh_tokens', 'id'))
+                 UPDATE refresh_tokens SET used_at = $4
                  WHERE id = $3 AND used_at IS NULL AND EXISTS (SELECT 1 FROM touched)
-                 RETURNING successor_id
+                 RETURNING id
              )
-             INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, issued_at)
-             OVERRIDING SYSTEM VALUE
-             SELECT successor_id, $1, $2, $3, $4 FROM spent",
+             INSERT INTO refresh_tokens (session_id, token_hash, parent_id, issued_at)
+             SELECT $1, $2, id, $4 FROM spent",
         )
         .bind(spend.session_id)
         .bind(spend.successor_hash)

@@ -116,7 +116,7 @@ pub(super) const PRESENTED: &str = "SELECT t.id AS token_id, t.session_id, t.use
     FROM refresh_tokens t
     JOIN sessions s ON s.id = t.session_id
     JOIN users u ON u.id = s.user_id
-    LEFT JOIN refresh_tokens successor ON successor.id = t.successor_id
+    LEFT JOIN refresh_tokens successor ON successor.parent_id = t.id
     WHERE t.token_hash = $1";
 
 pub(super) const SESSION_OF_TOKEN: &str =

@@ -422,9 +422,6 @@ fn spend_in(conn: &Connection, spend: &Spend<'_>) -> rusqlite::Result<bool> {
         spend.parent_id,
         spend.now
     ])?;
-    let successor_id = conn.last_insert_rowid();
-    conn.prepare_cached("UPDATE refresh_tokens SET successor_id = ?1 WHERE id = ?2")?
-        .execute(params![successor_id, spend.parent_id])?;
     conn.prepare_cached("UPDATE sessions SET last_used_at = ?1 WHERE id = ?2")?
         .execute(params![spend.now, spend.session_id])?;
     Ok(true)
@@ -603,8 +600,8 @@ mod tests {
         assert_eq!(grant.cookie_max_age, Duration::from_secs(3600));
         let linked = format!(
             "SELECT COUNT(*) FROM refresh_tokens parent
-             JOIN refresh_tokens child ON child.id = parent.successor_id
-             WHERE parent.used_at = {now} AND child.parent_id = parent.id
+             JOIN refresh_tokens child ON child.parent_id = parent.id
+             WHERE parent.used_at = {now}
                AND child.used_at IS NULL AND child.issued_at = {now}"
         );
         assert_eq!(f.count(&linked).await, 1);
