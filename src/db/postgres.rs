@@ -4,6 +4,7 @@
 //! second waits and then finds every migration applied.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -17,6 +18,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 /// Connections per instance. Several instances share one server, whose
 /// default `max_connections` is 100.
 const MAX_CONNECTIONS: u32 = 16;
+
+/// How long a pooled connection may sit unused before it is pinged again.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 pub async fn connect(url: &str) -> Result<PgPool, ConnectError> {
     let options = PgConnectOptions::from_str(url).map_err(|source| ConnectError {
@@ -49,10 +53,21 @@ pub async fn connect(url: &str) -> Result<PgPool, ConnectError> {
         .max_connections(MAX_CONNECTIONS)
         // A request waits this long for a connection while the server is
         // away, then gets a 503; the pool reconnects by itself once it is
-        // back (a connection is pinged before use, so dead ones are
-        // replaced rather than handed out).
+        // back.
         .acquire_timeout(BUSY_TIMEOUT)
-        .test_before_acquire(true)
+        // A connection that sat idle is pinged before use, so one that died
+        // with the server (a restart, an outage) is replaced rather than
+        // handed out. One in steady use isn't: a ping per query was a round
+        // trip as dear as the query itself.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(fail)?;
