@@ -138,6 +138,18 @@ pub struct Presented {
     pub state: TokenState,
 }
 
+impl Presented {
+    /// The spend of this token, for its successor's hash at `now`.
+    fn spend<'a>(&'a self, successor_hash: &'a [u8], now: Millis) -> Spend<'a> {
+        Spend {
+            parent_id: self.token_id,
+            session_id: &self.session_id,
+            successor_hash,
+            now,
+        }
+    }
+}
+
 /// A new session and its first refresh token.
 pub struct NewSession<'a> {
     pub id: &'a str,

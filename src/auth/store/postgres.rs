@@ -163,15 +163,7 @@ impl Engine for Postgres {
         let found = self.presented(token_hash).await?;
         let decision = decide(found.as_ref().map(|p| &p.state));
         let applied = match (&found, decision) {
-            (Some(found), Decision::Spend) => {
-                let spend = Spend {
-                    parent_id: found.token_id,
-                    session_id: &found.session_id,
-                    successor_hash,
-                    now,
-                };
-                self.spend(&spend).await?
-            }
+            (Some(found), Decision::Spend) => self.spend(&found.spend(successor_hash, now)).await?,
             (Some(found), Decision::RevokeForReuse) => {
                 self.revoke(&found.session_id, RevokeReason::Reuse, now)
                     .await?

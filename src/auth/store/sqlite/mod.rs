@@ -143,13 +143,7 @@ impl Engine for Sqlite {
                 let decision = decide(found.as_ref().map(|p| &p.state));
                 let applied = match (&found, decision) {
                     (Some(found), Decision::Spend) => {
-                        let spend = Spend {
-                            parent_id: found.token_id,
-                            session_id: &found.session_id,
-                            successor_hash: &successor_hash,
-                            now,
-                        };
-                        spend_in(conn, &spend)?
+                        spend_in(conn, &found.spend(&successor_hash, now))?
                     }
                     (Some(found), Decision::RevokeForReuse) => {
                         revoke_in(conn, &found.session_id, RevokeReason::Reuse, now)?
@@ -517,15 +511,7 @@ mod tests {
             let successor_hash = self.store.keys.hash(&successor);
             self.engine()
                 .writer
-                .write(move |conn| {
-                    let spend = Spend {
-                        parent_id: read.token_id,
-                        session_id: &read.session_id,
-                        successor_hash: &successor_hash,
-                        now,
-                    };
-                    spend_in(conn, &spend)
-                })
+                .write(move |conn| spend_in(conn, &read.spend(&successor_hash, now)))
                 .await
                 .unwrap()
         }
