@@ -82,9 +82,8 @@ for row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]): print("|".join(map
   fi
 }
 # A rotation is all or nothing: a used token of a live session has its
-# successor (one at most: `parent_id` is unique), every successor's parent is
-# marked used, and
-# every live session has exactly one unused token.
+# successor (one at most: `parent_id` is unique), every successor's parent
+# is marked used, and every live session has exactly one unused token.
 check_database() { # check_database WHEN
   local half
   if [ "$database" = sqlite ]; then

@@ -19,7 +19,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 /// default `max_connections` is 100.
 const MAX_CONNECTIONS: u32 = 16;
 
-/// How long a pooled connection may sit unused before it is pinged again.
+/// How long a pooled connection may sit unused before it is pinged again
+/// before use. It was alive when it came back (sqlx pings it then), so
+/// under a second later it almost surely still is; an outage lasts longer.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 pub async fn connect(url: &str) -> Result<PgPool, ConnectError> {
@@ -55,10 +57,11 @@ pub async fn connect(url: &str) -> Result<PgPool, ConnectError> {
         // away, then gets a 503; the pool reconnects by itself once it is
         // back.
         .acquire_timeout(BUSY_TIMEOUT)
-        // A connection that sat idle is pinged before use, so one that died
-        // with the server (a restart, an outage) is replaced rather than
-        // handed out. One in steady use isn't: a ping per query was a round
-        // trip as dear as the query itself.
+        // sqlx pings each connection as it comes back to the pool. One that
+        // then sat idle is pinged again before use, so one that died with
+        // the server (a restart, an outage) is replaced rather than handed
+        // out; one in steady use isn't, since a ping on every hand-out was a
+        // round trip on the request's path as dear as the query itself.
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
