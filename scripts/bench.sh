@@ -20,7 +20,7 @@
 # --seconds: measured seconds per scenario (default 8; the run then takes
 # about four minutes). --markdown: also write the table there. --no-build: use
 # the binaries already built ($CARGO_TARGET_DIR/release, default target/release).
-# The site build (`cargo leptos build --release`) is target/site, or
+# The site build (scripts/build.sh) is target/site, or
 # $LEPTOS_SITE_ROOT: the server serves it for the first visit, and its .wasm
 # is measured; without one, those two rows are not measured.
 set -euo pipefail
@@ -76,7 +76,7 @@ printf '    database: %s\n' "$database_info"
 
 if [ ${#pkg[@]} -eq 0 ]; then
   # shellcheck disable=SC2016 # the backquotes are text
-  printf '    note: no site build in %s; run `cargo leptos build --release` for the first-visit and .wasm rows\n' "$site"
+  printf '    note: no site build in %s; run scripts/build.sh for the first-visit and .wasm rows\n' "$site"
 else
   printf '    site: %s\n' "$site"
 fi

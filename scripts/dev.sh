@@ -3,7 +3,7 @@
 # http://127.0.0.1:3000 (SQLite in data/, development secrets generated there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --dev
 # The pinned wasm-opt (tools/package.json) first, then cargo-installed tools.
 export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # Hashed file names (Cargo.toml's hash-files) are for release builds: watch

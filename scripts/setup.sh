@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, and only what is missing:
-# the pinned Rust toolchain with the wasm target, cargo-leptos (never
-# downloading tools itself), the wasm-bindgen CLI matching Cargo.toml,
-# wasm-opt (npm's prebuilt binaryen), Debian's Chromium, the end-to-end
-# npm packages and Debian's PostgreSQL server. Scripts that build put
-# tools/node_modules/.bin on PATH.
+# the pinned Rust toolchain with the wasm target, the wasm-bindgen CLI
+# matching Cargo.toml, the npm build tools (tools/package.json: binaryen's
+# wasm-opt, esbuild, lightningcss; prebuilt), Debian's Chromium, the
+# end-to-end npm packages and Debian's PostgreSQL server. With --dev, also
+# cargo-leptos (never downloading tools itself) for scripts/dev.sh's live
+# reload; the release build and the tests don't need it (scripts/build.sh).
+# Scripts that build put tools/node_modules/.bin on PATH.
 # Safe to run again: every step checks before it installs.
+#   scripts/setup.sh [--dev]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+dev=no
+case "${1:-}" in
+  "") ;;
+  --dev) dev=yes ;;
+  *) echo "usage: scripts/setup.sh [--dev]" >&2; exit 2 ;;
+esac
 
 CARGO_LEPTOS_VERSION=0.3.11
 # The CLI must equal the crate the app links, so read it from Cargo.toml.
@@ -31,9 +41,11 @@ step "Rust toolchain and wasm32 target (rust-toolchain.toml)"
 rustup toolchain install
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
-step "cargo-leptos $CARGO_LEPTOS_VERSION"
-if have_version cargo-leptos "$CARGO_LEPTOS_VERSION"; then echo "present"; else
-  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+if [ "$dev" = yes ]; then
+  step "cargo-leptos $CARGO_LEPTOS_VERSION (for live reload)"
+  if have_version cargo-leptos "$CARGO_LEPTOS_VERSION"; then echo "present"; else
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+  fi
 fi
 
 step "wasm-bindgen CLI $WASM_BINDGEN_VERSION"
@@ -42,11 +54,10 @@ if have_version wasm-bindgen "$WASM_BINDGEN_VERSION"; then echo "present"; else
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-step "wasm-opt (npm's binaryen, from tools/package-lock.json)"
-# Prebuilt (JavaScript and WASM): seconds to install instead of 13 minutes
-# of building binaryen from crates.io. Debian's binaryen 108 breaks
-# hydration of release builds; 116 and later work, and the release-build
-# browser tests run on this one.
+step "npm build tools: wasm-opt, esbuild, lightningcss (tools/package-lock.json)"
+# Prebuilt: seconds to install instead of 13 minutes of building binaryen
+# from crates.io. Debian's binaryen 108 breaks hydration of release builds;
+# 116 and later work, and the release-build browser tests run on this one.
 if [ tools/node_modules/.package-lock.json -nt tools/package-lock.json ]; then echo "present"; else
   (cd tools && npm ci --no-audit --no-fund)
 fi

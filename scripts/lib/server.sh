@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared by bench.sh and soak.sh (sourced, not run): build the release
-# server and load generator, and run the server on a free loopback port
+# server, site and load generator, and run the server on a free loopback port
 # with a fresh database in a temporary folder, every setting explicit.
 #
 # After sourcing: $bin_dir, $work (removed on exit), $db, $port, $base,
@@ -18,11 +18,9 @@
 # before start_server; default an empty folder in $work, so no site files).
 
 build_release() {
-  printf '==> building the release server and the load generator\n'
-  # Leptos reads LEPTOS_OUTPUT_NAME at compile time; cargo-leptos sets it,
-  # and without it the pages link NAME_bg.wasm, a file cargo-leptos never
-  # writes (it writes NAME.wasm).
-  LEPTOS_OUTPUT_NAME=silent-refresh cargo build --release --locked --features ssr --bin silent-refresh
+  # The release server and site (scripts/build.sh), then the load generator.
+  scripts/build.sh
+  printf '==> building the load generator\n'
   cargo build --release --locked --features loadgen --bin loadgen
 }
 
