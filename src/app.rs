@@ -9,8 +9,11 @@ use leptos_router::{
     NavigateOptions, StaticSegment,
 };
 
-use crate::auth::client::{encode_query_value, provide_auth_client, use_auth, AuthState};
+use crate::auth::client::{
+    encode_query_value, provide_auth_client, use_auth, AuthState, LogoutReason,
+};
 use crate::pages::{
+    account::{AccountDeletedPage, AccountPage},
     credentials::{LoginPage, RegisterPage},
     dashboard::DashboardPage,
     home::HomePage,
@@ -63,6 +66,14 @@ pub fn App() -> impl IntoView {
                         path=StaticSegment("sessions")
                         view=|| view! { <RequireAuth><SessionsPage /></RequireAuth> }
                     />
+                    <Route
+                        path=StaticSegment("account")
+                        view=|| view! { <RequireAuth><AccountPage /></RequireAuth> }
+                    />
+                    <Route
+                        path=(StaticSegment("account"), StaticSegment("deleted"))
+                        view=AccountDeletedPage
+                    />
                 </Routes>
             </main>
         </Router>
@@ -90,6 +101,7 @@ fn TopBar() -> impl IntoView {
         NavMode::SignedIn { email } => view! {
             <A href="/dashboard">"Dashboard"</A>
             <A href="/sessions">"Sessions"</A>
+            <A href="/account">"Account"</A>
             <span class="who" data-testid="topbar-email">{email}</span>
             <button class="button small secondary" data-testid="topbar-logout"
                 on:click=move |_| spawn_local(auth.logout())>
@@ -124,6 +136,8 @@ enum Gate {
     Leave {
         voluntary: bool,
     },
+    /// The account was just deleted, here or in another tab.
+    Deleted,
 }
 
 /// Protected pages: shown once someone is logged in, a neutral shell while
@@ -138,6 +152,9 @@ fn RequireAuth(children: ChildrenFn) -> impl IntoView {
     // out while here keeps it, so "back" lands here and is sent away again.
     let arrived_signed_out = auth.state().get_untracked().is_signed_out();
     let gate = Memo::new(move |_| match auth.state().get() {
+        AuthState::LoggedOut {
+            reason: LogoutReason::AccountDeleted,
+        } => Gate::Deleted,
         AuthState::LoggedOut { reason } => Gate::Leave {
             voluntary: reason.is_voluntary(),
         },
@@ -149,6 +166,13 @@ fn RequireAuth(children: ChildrenFn) -> impl IntoView {
     move || match gate.get() {
         Gate::Show => children().into_any(),
         Gate::Wait => view! { <SessionLoading /> }.into_any(),
+        Gate::Deleted => {
+            let options = NavigateOptions {
+                replace: true,
+                ..Default::default()
+            };
+            view! { <Redirect path="/account/deleted" options /> }.into_any()
+        }
         Gate::Leave { voluntary } => {
             let path = if voluntary && !arrived_signed_out {
                 "/login".to_string()

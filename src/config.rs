@@ -111,6 +111,9 @@ pub struct Config {
     pub audience: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// The idle limit of a session started without "keep me signed in";
+    /// the store never lets it exceed `refresh_token_ttl`.
+    pub browser_session_idle: Duration,
     pub session_max_age: Duration,
     pub refresh_reuse_grace: Duration,
     pub login_max_failures: u32,
@@ -191,6 +194,7 @@ impl Config {
             audience: get("JWT_AUDIENCE").unwrap_or_else(|| "silent-refresh".into()),
             access_token_ttl: duration(&get, "ACCESS_TOKEN_TTL", "15m", false)?,
             refresh_token_ttl: duration(&get, "REFRESH_TOKEN_TTL", "7d", false)?,
+            browser_session_idle: duration(&get, "BROWSER_SESSION_IDLE", "12h", false)?,
             session_max_age: duration(&get, "SESSION_MAX_AGE", "30d", false)?,
             refresh_reuse_grace: duration(&get, "REFRESH_REUSE_GRACE", "10s", true)?,
             login_max_failures: number(&get, "LOGIN_MAX_FAILURES", 5)?,
@@ -400,6 +404,7 @@ mod tests {
         assert_eq!(c.public_origin, "http://127.0.0.1:3000");
         assert_eq!(c.access_token_ttl, Duration::from_secs(15 * 60));
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(7 * 86400));
+        assert_eq!(c.browser_session_idle, Duration::from_secs(12 * 3600));
         assert_eq!(c.session_max_age, Duration::from_secs(30 * 86400));
         assert_eq!(c.refresh_reuse_grace, Duration::from_secs(10));
         assert_eq!(c.login_max_failures, 5);

@@ -16,7 +16,9 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
 use crate::app::{shell, App};
-use crate::auth::{error::Failure, forms, guard, handlers, model::ErrorCode, state::AuthContext};
+use crate::auth::{
+    account, error::Failure, forms, guard, handlers, model::ErrorCode, state::AuthContext,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{fill_development_secrets, Config, ConfigError};
 
@@ -163,6 +165,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/register", post(handlers::register))
         .route("/api/auth/login", post(handlers::login))
         .route("/api/auth/logout", post(handlers::logout))
+        .route("/api/auth/password", post(account::change_password))
+        .route("/api/account/delete", post(account::delete_account))
         .route("/api/me", get(handlers::me))
         .route("/api/dashboard", get(handlers::dashboard))
         .route(

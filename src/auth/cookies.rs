@@ -35,13 +35,17 @@ impl CookiePolicy {
         jar.get(self.refresh_name()).map(Cookie::value)
     }
 
-    /// The refresh cookie and the hint, both living `max_age`.
-    pub fn issue(&self, token: String, max_age: Duration) -> [Cookie<'static>; 2] {
-        let max_age = cookie::time::Duration::seconds(max_age.as_secs() as i64);
+    /// The refresh cookie and the hint, both living `max_age`; with `None`,
+    /// session cookies that go when the browser closes (a session started
+    /// without "keep me signed in").
+    pub fn issue(&self, token: String, max_age: Option<Duration>) -> [Cookie<'static>; 2] {
         let mut refresh = self.base(self.refresh_name(), token, REFRESH_PATH, true);
-        refresh.set_max_age(max_age);
         let mut hint = self.base(HINT_COOKIE, "1".into(), "/", false);
-        hint.set_max_age(max_age);
+        if let Some(max_age) = max_age {
+            let max_age = cookie::time::Duration::seconds(max_age.as_secs() as i64);
+            refresh.set_max_age(max_age);
+            hint.set_max_age(max_age);
+        }
         [refresh, hint]
     }
 
@@ -87,7 +91,7 @@ mod tests {
     #[test]
     fn refresh_cookie_attributes() {
         let [refresh, hint] =
-            CookiePolicy { secure: false }.issue("tok".into(), Duration::from_secs(90));
+            CookiePolicy { secure: false }.issue("tok".into(), Some(Duration::from_secs(90)));
         let text = refresh.to_string();
         for part in [
             "refresh_token=tok",
@@ -106,9 +110,21 @@ mod tests {
         assert!(hint.contains("SameSite=Lax"), "{hint}");
 
         let [refresh, _] =
-            CookiePolicy { secure: true }.issue("tok".into(), Duration::from_secs(90));
+            CookiePolicy { secure: true }.issue("tok".into(), Some(Duration::from_secs(90)));
         let text = refresh.to_string();
         assert!(text.starts_with("__Secure-refresh_token=tok") && text.contains("Secure"));
+    }
+
+    #[test]
+    fn a_session_not_remembered_gets_session_cookies() {
+        let policy = CookiePolicy { secure: false };
+        for cookie in policy.issue("tok".into(), None) {
+            let text = cookie.to_string();
+            assert!(
+                !text.contains("Max-Age") && !text.contains("Expires"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

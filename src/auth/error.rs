@@ -18,6 +18,10 @@ pub struct Failure {
     pub message: String,
     /// Sent as `Retry-After` (whole seconds, rounded up).
     pub retry_after: Option<Duration>,
+    /// Set when the code's usual status would mislead: a wrong password
+    /// on a bearer call is 403, since a 401 there would send the client
+    /// into a refresh.
+    status: Option<StatusCode>,
 }
 
 impl Failure {
@@ -26,6 +30,16 @@ impl Failure {
             code,
             message: message.into(),
             retry_after: None,
+            status: None,
+        }
+    }
+
+    /// A password check that failed on a call already authenticated by its
+    /// bearer token (changing the password, deleting the account).
+    pub fn wrong_password() -> Self {
+        Self {
+            status: Some(StatusCode::FORBIDDEN),
+            ..Self::new(ErrorCode::InvalidCredentials, "The password is incorrect.")
         }
     }
 
@@ -47,7 +61,7 @@ impl Failure {
     }
 
     pub fn status(&self) -> StatusCode {
-        status_of(self.code)
+        self.status.unwrap_or_else(|| status_of(self.code))
     }
 
     pub fn body(&self) -> ApiError {

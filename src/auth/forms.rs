@@ -46,6 +46,10 @@ struct PageForm {
     email: Option<String>,
     password: Option<String>,
     next: Option<String>,
+    /// The "keep me signed in" checkbox: a browser sends `remember=1` when
+    /// it is ticked and nothing when it isn't, so here (unlike the API,
+    /// where no field keeps the old default) no field means "don't".
+    remember: Option<String>,
 }
 
 pub async fn login(
@@ -88,8 +92,13 @@ async fn submit(
         Err(_) => PageForm::default(),
     };
     let next = safe_next(form.next.clone());
+    let remember = form.remember.as_deref() == Some("1");
     let fields = match (form.email, form.password) {
-        (Some(email), Some(password)) => Ok(CredentialFields { email, password }),
+        (Some(email), Some(password)) => Ok(CredentialFields {
+            email,
+            password,
+            remember,
+        }),
         (None, _) => Err(Failure::invalid_input("The email field is missing.")),
         (_, None) => Err(Failure::invalid_input("The password field is missing.")),
     };

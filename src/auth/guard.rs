@@ -14,17 +14,22 @@ use super::error::Failure;
 use super::model::ErrorCode;
 use super::state::AuthContext;
 
-/// Form bodies on `/api/auth/*` above this get 413.
+/// Form bodies on `/api/auth/*` and `/api/account/*` above this get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Refuses `POST /api/auth/*` from another site (login CSRF included) and
-/// oversized bodies, before any handler runs or anything changes.
+/// Refuses `POST /api/auth/*` and `/api/account/*` from another site (login
+/// CSRF included) and oversized bodies, before any handler runs or anything
+/// changes. (The account calls also need a bearer token, which another site
+/// can't send; refusing them here as well costs nothing.)
 pub async fn auth_post_guard(
     State(state): State<AuthContext>,
     req: Request,
     next: Next,
 ) -> Response {
-    if req.method() == Method::POST && req.uri().path().starts_with("/api/auth/") {
+    let path = req.uri().path();
+    if req.method() == Method::POST
+        && (path.starts_with("/api/auth/") || path.starts_with("/api/account/"))
+    {
         if is_cross_site(req.headers(), &state.service.allowed_origins) {
             return Failure::new(
                 ErrorCode::ForbiddenOrigin,

@@ -29,17 +29,30 @@ use super::validate::{check_new_password, email_key, parse_email, PASSWORD_MAX_B
 /// Longest user agent kept with a session.
 const USER_AGENT_MAX: usize = 256;
 
-/// `email` and `password` from a form body. Missing fields are caught here
-/// so they answer 400 rather than failing inside the framework.
+/// `email`, `password` and `remember` from a form body. Missing fields are
+/// caught here so they answer 400 rather than failing inside the framework.
 pub struct CredentialFields {
     pub email: String,
     pub password: String,
+    /// "Keep me signed in" (`remember=1`, or no field: the API's default).
+    pub remember: bool,
 }
 
 #[derive(Deserialize)]
 struct RawCredentials {
     email: Option<String>,
     password: Option<String>,
+    remember: Option<String>,
+}
+
+/// The API's `remember`: `1` or absent keeps the session across browser
+/// restarts, `0` ends it with the browser.
+fn parse_remember(value: Option<&str>) -> Result<bool, Failure> {
+    match value {
+        None | Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        Some(_) => Err(Failure::invalid_input("The remember field must be 0 or 1.")),
+    }
 }
 
 impl<S: Send + Sync> FromRequest<S> for CredentialFields {
@@ -54,8 +67,13 @@ impl<S: Send + Sync> FromRequest<S> for CredentialFields {
                     "Send email and password as an application/x-www-form-urlencoded form.",
                 ),
             })?;
+        let remember = parse_remember(raw.remember.as_deref())?;
         match (raw.email, raw.password) {
-            (Some(email), Some(password)) => Ok(Self { email, password }),
+            (Some(email), Some(password)) => Ok(Self {
+                email,
+                password,
+                remember,
+            }),
             (None, _) => Err(Failure::invalid_input("The email field is missing.")),
             (_, None) => Err(Failure::invalid_input("The password field is missing.")),
         }
@@ -97,17 +115,18 @@ async fn sign_in(
     jar: CookieJar,
     user: &UserRow,
     headers: &HeaderMap,
+    remember: bool,
 ) -> Result<SignedIn, Failure> {
     let now = state.clock.now_ms();
     let issued = state
         .store
-        .start_session(&user.id, user_agent(headers).as_deref(), now)
+        .start_session(&user.id, user_agent(headers).as_deref(), remember, now)
         .await?;
     let access = state
         .service
         .access
         .issue(&user.id, &issued.session_id, now);
-    tracing::info!(user_id = %user.id, session_id = %issued.session_id, "session started");
+    tracing::info!(user_id = %user.id, session_id = %issued.session_id, remember, "session started");
     let jar = cookies::with(
         jar,
         state
@@ -124,8 +143,8 @@ async fn sign_in(
     Ok(SignedIn { jar, tokens })
 }
 
-/// What register and login do first: a well-formed form from an address
-/// that is still within its rate.
+/// What register does first: a well-formed form from an address that is
+/// still within its rate (login's check does the same, with the lockout).
 async fn admit(
     state: &AuthContext,
     address: std::net::IpAddr,
@@ -175,7 +194,7 @@ pub async fn create_account(
         Err(CreateError::Database(e)) => return Err(e.into()),
     };
     tracing::info!(user_id = %user.id, "account created");
-    sign_in(state, jar, &user, headers).await
+    sign_in(state, jar, &user, headers, form.remember).await
 }
 
 pub async fn login(
@@ -196,26 +215,49 @@ pub async fn log_in(
     jar: CookieJar,
     form: Result<CredentialFields, Failure>,
 ) -> Result<SignedIn, Failure> {
-    let (form, now) = admit(state, address, form).await?;
-    let key = email_key(&form.email);
+    let form = form?;
+    match throttled_password_check(state, address, &form.email, &form.password).await? {
+        Some(user) => sign_in(state, jar, &user, headers, form.remember).await,
+        None => Err(Failure::new(
+            ErrorCode::InvalidCredentials,
+            "The email or password is incorrect.",
+        )),
+    }
+}
+
+/// The password check of login, and of the account calls that ask for the
+/// password again: within the address's rate and the email's lockout (429
+/// otherwise), the verdict counted once in the throttle. The account, or
+/// `None` for a wrong password or an unknown email.
+pub(super) async fn throttled_password_check(
+    state: &AuthContext,
+    address: std::net::IpAddr,
+    email: &str,
+    password: &str,
+) -> Result<Option<UserRow>, Failure> {
+    let now = state.clock.now_ms();
+    state
+        .service
+        .throttle
+        .check_rate(address, now)
+        .await?
+        .map_err(rate_limited)?;
+    let key = email_key(email);
     let mut attempt = state
         .service
         .throttle
         .begin(&key, address, now)
         .await?
         .map_err(rate_limited)?;
-    match check_password(state, &key, &form.password, &mut attempt).await {
+    match check_password(state, &key, password, &mut attempt).await {
         Ok(Some(user)) => {
             attempt.succeeded().await?;
-            sign_in(state, jar, &user, headers).await
+            Ok(Some(user))
         }
         Ok(None) => {
             attempt.failed(state.clock.now_ms()).await?;
-            tracing::info!(%address, "login failed");
-            Err(Failure::new(
-                ErrorCode::InvalidCredentials,
-                "The email or password is incorrect.",
-            ))
+            tracing::info!(%address, "password check failed");
+            Ok(None)
         }
         // A 503 (database, hashing slots), before the check or during it:
         // no verdict, so the attempt counts nothing.
@@ -377,9 +419,12 @@ pub async fn refresh_server_fn() -> Result<TokenResponse, ApiError> {
     })
 }
 
-type Cookies = [axum_extra::extract::cookie::Cookie<'static>; 2];
+pub(super) type Cookies = [axum_extra::extract::cookie::Cookie<'static>; 2];
 
-async fn rotate(state: &AuthContext, jar: &CookieJar) -> Result<(TokenResponse, Cookies), Failure> {
+pub(super) async fn rotate(
+    state: &AuthContext,
+    jar: &CookieJar,
+) -> Result<(TokenResponse, Cookies), Failure> {
     let invalid = || {
         Failure::new(
             ErrorCode::InvalidToken,

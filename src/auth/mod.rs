@@ -8,6 +8,8 @@ pub mod next;
 pub mod validate;
 
 #[cfg(feature = "ssr")]
+pub mod account;
+#[cfg(feature = "ssr")]
 pub mod bearer;
 #[cfg(feature = "ssr")]
 pub mod cookies;

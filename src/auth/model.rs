@@ -17,6 +17,8 @@ pub struct Session {
     pub created_at: String,
     pub last_used_at: String,
     pub user_agent: Option<String>,
+    /// Started with "keep me signed in" (its cookies outlive the browser).
+    pub remembered: bool,
     /// True for the session of the access token that asked.
     pub current: bool,
 }

@@ -32,6 +32,7 @@ impl AuthContext {
     pub fn new(config: &Config, backend: Backend, clock: Arc<dyn Clock>) -> Self {
         let lifetimes = Lifetimes {
             idle: config.refresh_token_ttl,
+            browser_idle: config.browser_session_idle,
             absolute: config.session_max_age,
             grace: config.refresh_reuse_grace,
         };

@@ -335,6 +335,7 @@ mod tests {
         let pool = crate::db::sqlite::connect(url).await.unwrap();
         let lifetimes = Lifetimes {
             idle: Duration::from_secs(3600),
+            browser_idle: Duration::from_secs(600),
             absolute: Duration::from_secs(3 * 3600),
             grace: Duration::from_secs(10),
         };

@@ -122,7 +122,7 @@ fn error_from_query(
 }
 
 /// "14 minutes 32 seconds", "1 second".
-fn human_wait(seconds: u64) -> String {
+pub(super) fn human_wait(seconds: u64) -> String {
     let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     match (seconds / 60, seconds % 60) {
         (0, s) => plural(s, "second"),
@@ -180,6 +180,8 @@ fn CredentialsForm(mode: Mode) -> impl IntoView {
 
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
+    // Unticked by default: on a shared computer, closing the browser ends it.
+    let remember = RwSignal::new(false);
     let error = RwSignal::new(query.with_untracked(|q| {
         error_from_query(
             mode,
@@ -196,6 +198,7 @@ fn CredentialsForm(mode: Mode) -> impl IntoView {
             return;
         }
         let (email_value, password_value) = (email.get_untracked(), password.get_untracked());
+        let remember_value = remember.get_untracked();
         if let Some(problem) = check_locally(mode, &email_value, &password_value) {
             error.set(Some(problem));
             return;
@@ -205,8 +208,14 @@ fn CredentialsForm(mode: Mode) -> impl IntoView {
         spawn_local(async move {
             let email_value = email_value.trim().to_string();
             let outcome = match mode {
-                Mode::Login => auth.login(email_value, password_value).await,
-                Mode::Register => auth.register(email_value, password_value).await,
+                Mode::Login => {
+                    auth.login(email_value, password_value, remember_value)
+                        .await
+                }
+                Mode::Register => {
+                    auth.register(email_value, password_value, remember_value)
+                        .await
+                }
             };
             pending.set(false);
             if let Err(failure) = outcome {
@@ -279,6 +288,20 @@ fn CredentialsForm(mode: Mode) -> impl IntoView {
         </div>
     }
     .into_any();
+    // Without the WASM the browser posts `remember=1` only when ticked.
+    let remember_field = view! {
+        <div class="field checkbox">
+            <label>
+                <input type="checkbox" name="remember" value="1" data-testid="remember"
+                    aria-describedby="remember-hint" bind:checked=remember />
+                " Keep me signed in"
+            </label>
+            <span class="hint" id="remember-hint">
+                "Otherwise closing the browser signs you out, and so do some hours unused. Leave it unticked on a shared computer."
+            </span>
+        </div>
+    }
+    .into_any();
     let submit_button = view! {
         <button type="submit" class="button full" data-testid="submit"
             disabled=move || pending.get() aria-busy=move || pending.get().to_string()>
@@ -298,6 +321,7 @@ fn CredentialsForm(mode: Mode) -> impl IntoView {
             </div>
             {email_field}
             {password_field}
+            {remember_field}
             {submit_button}
         </form>
     }

@@ -1,5 +1,6 @@
 //! Views only: each page reads the auth client's signals and calls it.
 
+pub mod account;
 pub mod credentials;
 pub mod dashboard;
 pub mod home;

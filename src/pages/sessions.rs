@@ -85,6 +85,7 @@ pub fn SessionsPage() -> impl IntoView {
                         <thead>
                             <tr>
                                 <th scope="col">"Device"</th>
+                                <th scope="col">"Kept"</th>
                                 <th scope="col">"Started"</th>
                                 <th scope="col">"Last used"</th>
                                 <th scope="col"><span class="sr-only">"Actions"</span></th>
@@ -103,6 +104,14 @@ pub fn SessionsPage() -> impl IntoView {
                                                 <span class="badge ok" data-testid="current-session">"This browser"</span>" "
                                             })}
                                             {device}
+                                        </td>
+                                        <td data-testid="session-kind"
+                                            data-remembered=session.remembered.to_string()>
+                                            {if session.remembered {
+                                                "Signed in until you log out"
+                                            } else {
+                                                "Until the browser closes"
+                                            }}
                                         </td>
                                         <td>{local_time(&session.created_at)}</td>
                                         <td>{local_time(&session.last_used_at)}</td>

@@ -275,6 +275,61 @@ async fn refresh_under_lock(
     settle(client, answer, was, at_page_load)
 }
 
+// ------------------------------------------- calls that touch the cookie
+
+/// A protected form `POST` whose answer replaces or clears the refresh
+/// cookie (a password change rotates it; deleting the account clears it).
+/// It waits for any refresh in flight and goes under the cookie lock, so no
+/// tab spends the same cookie at the same moment (a race that slips past
+/// the lock gets the server's grace replay). A 401 gets one refresh, taken
+/// outside the lock, which the refresh takes itself, and one retry.
+pub async fn post_under_cookie_lock(
+    client: AuthClient,
+    path: &'static str,
+    body: String,
+) -> Result<Answer, ApiError> {
+    let what = format!("POST {path}");
+    let mut refreshed = false;
+    loop {
+        settled(client).await;
+        let (token, fresh_from_refresh) = usable_token(client).await?;
+        log(client, EventKind::Call, what.clone());
+        let (bearer, form) = (token.value.clone(), body.clone());
+        let answer = with_lock(COOKIE_LOCK, LOCK_WAIT_MS, move || async move {
+            Outgoing::new("POST", path, CALL_DEADLINE_MS)
+                .bearer(&bearer)
+                .form(form)
+                .send()
+                .await
+        })
+        .await
+        .unwrap_or_else(|| Err(fetch::network_error()))?;
+        if answer.status() != 401 {
+            return Ok(answer);
+        }
+        let error = answer.error();
+        if fresh_from_refresh || refreshed {
+            log(
+                client,
+                EventKind::Unauthorized,
+                format!(
+                    "{what}: {} with a fresh token; not refreshing again",
+                    error.error
+                ),
+            );
+            return Err(refused_fresh_token(error));
+        }
+        log(
+            client,
+            EventKind::Unauthorized,
+            format!("{what}: {}", error.error),
+        );
+        refresh(client, token.generation, "a call got 401").await?;
+        refreshed = true;
+        log(client, EventKind::Retry, what.clone());
+    }
+}
+
 // ------------------------------------------------------------ 4. outcome
 
 /// `answer` is `None` when another tab's token made the refresh unnecessary.

@@ -18,6 +18,8 @@ pub enum EventKind {
     LogoutFailed,
     TokenDropped,
     TokenStale,
+    /// This session changed the password; every other session ended.
+    PasswordChanged,
 }
 
 impl EventKind {
@@ -36,6 +38,7 @@ impl EventKind {
             Self::LogoutFailed => "logout-failed",
             Self::TokenDropped => "token-dropped",
             Self::TokenStale => "token-stale",
+            Self::PasswordChanged => "password-changed",
         }
     }
 
@@ -54,13 +57,14 @@ impl EventKind {
             Self::LogoutFailed => "logout not confirmed",
             Self::TokenDropped => "token dropped",
             Self::TokenStale => "token made stale",
+            Self::PasswordChanged => "password changed",
         }
     }
 
     /// Colour hint for the log: "ok", "warn", "danger" or "".
     pub fn tone(self) -> &'static str {
         match self {
-            Self::RefreshDone | Self::Rotated | Self::LoggedIn => "ok",
+            Self::RefreshDone | Self::Rotated | Self::LoggedIn | Self::PasswordChanged => "ok",
             Self::Unauthorized | Self::RefreshFailed | Self::TokenDropped | Self::TokenStale => {
                 "warn"
             }
@@ -120,6 +124,6 @@ pub struct TokenSpan {
     pub expires_at: f64,
     /// When a newer token (or a logout) took its place.
     pub replaced_at: Option<f64>,
-    /// "refresh", "login" or "other-tab".
+    /// "refresh", "login", "other-tab" or "password-change".
     pub via: &'static str,
 }

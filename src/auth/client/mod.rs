@@ -12,6 +12,8 @@ mod events;
 mod state;
 
 #[cfg(feature = "hydrate")]
+mod account;
+#[cfg(feature = "hydrate")]
 mod browser;
 #[cfg(feature = "hydrate")]
 mod calls;
@@ -190,14 +192,21 @@ impl AuthClient {
         token::make_token_stale(*self);
     }
 
-    pub async fn login(self, email: String, password: String) -> Result<(), CredentialsError> {
+    /// `remember`: "keep me signed in" (otherwise the session ends with
+    /// the browser, or after the shorter idle limit).
+    pub async fn login(
+        self,
+        email: String,
+        password: String,
+        remember: bool,
+    ) -> Result<(), CredentialsError> {
         #[cfg(feature = "hydrate")]
         {
-            session::credentials(self, "/api/auth/login", email, password).await
+            session::credentials(self, "/api/auth/login", email, password, remember).await
         }
         #[cfg(not(feature = "hydrate"))]
         {
-            let _ = (email, password);
+            let _ = (email, password, remember);
             Err(CredentialsError {
                 error: browser_only(),
                 retry_after_secs: None,
@@ -205,14 +214,61 @@ impl AuthClient {
         }
     }
 
-    pub async fn register(self, email: String, password: String) -> Result<(), CredentialsError> {
+    /// `remember`: "keep me signed in" (otherwise the session ends with
+    /// the browser, or after the shorter idle limit).
+    pub async fn register(
+        self,
+        email: String,
+        password: String,
+        remember: bool,
+    ) -> Result<(), CredentialsError> {
         #[cfg(feature = "hydrate")]
         {
-            session::credentials(self, "/api/auth/register", email, password).await
+            session::credentials(self, "/api/auth/register", email, password, remember).await
         }
         #[cfg(not(feature = "hydrate"))]
         {
-            let _ = (email, password);
+            let _ = (email, password, remember);
+            Err(CredentialsError {
+                error: browser_only(),
+                retry_after_secs: None,
+            })
+        }
+    }
+
+    /// Changes the password: every other session of this user ends at once;
+    /// this one goes on, with a rotated cookie and a new access token that
+    /// every tab of this browser adopts. A wrong current password is a 403
+    /// `invalid_credentials` (counted as a failed login).
+    pub async fn change_password(
+        self,
+        current: String,
+        new: String,
+    ) -> Result<(), CredentialsError> {
+        #[cfg(feature = "hydrate")]
+        {
+            account::change_password(self, current, new).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = (current, new);
+            Err(CredentialsError {
+                error: browser_only(),
+                retry_after_secs: None,
+            })
+        }
+    }
+
+    /// Deletes the account and everything of it on the server; then the
+    /// session ends in every tab, with [`LogoutReason::AccountDeleted`].
+    pub async fn delete_account(self, password: String) -> Result<(), CredentialsError> {
+        #[cfg(feature = "hydrate")]
+        {
+            account::delete_account(self, password).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = password;
             Err(CredentialsError {
                 error: browser_only(),
                 retry_after_secs: None,

@@ -18,17 +18,20 @@ use crate::auth::model::TokenResponse;
 
 /// Login or register. Runs under the cross-tab lock and after any refresh in
 /// flight, so no late refresh answer can overwrite the new cookie.
+/// `remember`: "keep me signed in".
 pub async fn credentials(
     client: AuthClient,
     path: &'static str,
     email: String,
     password: String,
+    remember: bool,
 ) -> Result<(), CredentialsError> {
     calls::settled(client).await;
     let body = format!(
-        "email={}&password={}",
+        "email={}&password={}&remember={}",
         form_value(&email),
-        form_value(&password)
+        form_value(&password),
+        if remember { "1" } else { "0" }
     );
     let answer = with_lock(COOKIE_LOCK, LOCK_WAIT_MS, move || {
         Outgoing::new("POST", path, CREDENTIALS_DEADLINE_MS)
@@ -60,7 +63,7 @@ pub async fn credentials(
     Ok(())
 }
 
-fn form_value(value: &str) -> String {
+pub(super) fn form_value(value: &str) -> String {
     String::from(js_sys::encode_uri_component(value))
 }
 

@@ -54,6 +54,8 @@ pub enum LogoutReason {
     TokenReused,
     /// The refresh cookie is missing or unknown.
     SessionInvalid,
+    /// They deleted their account (in this tab or another).
+    AccountDeleted,
 }
 
 impl LogoutReason {
@@ -76,12 +78,16 @@ impl LogoutReason {
             Self::SessionExpired => "session_expired",
             Self::TokenReused => "token_reused",
             Self::SessionInvalid => "session_invalid",
+            Self::AccountDeleted => "account_deleted",
         }
     }
 
     /// The person chose this; nothing went wrong.
     pub fn is_voluntary(self) -> bool {
-        matches!(self, Self::UserLoggedOut | Self::LoggedOutEverywhere)
+        matches!(
+            self,
+            Self::UserLoggedOut | Self::LoggedOutEverywhere | Self::AccountDeleted
+        )
     }
 
     pub fn message(self) -> &'static str {
@@ -97,6 +103,7 @@ impl LogoutReason {
                 "A refresh token of this session was used twice, which looks like theft: the session was ended on every device. Please log in again."
             }
             Self::SessionInvalid => "Your session is no longer valid. Please log in again.",
+            Self::AccountDeleted => "Your account was deleted.",
         }
     }
 }

@@ -122,10 +122,12 @@ fn on_message(client: AuthClient, message: TabMessage) {
         }
         TabMessage::LoggedOut { reason } => {
             if !client.state.get_untracked().is_signed_out() {
-                let reason = if reason.is_voluntary() {
-                    LogoutReason::OtherTab
-                } else {
-                    reason
+                // A deleted account is said as such in every tab; any other
+                // choice made in another tab is "you logged out there".
+                let reason = match reason {
+                    LogoutReason::AccountDeleted => reason,
+                    chosen if chosen.is_voluntary() => LogoutReason::OtherTab,
+                    imposed => imposed,
                 };
                 session::end_session(client, reason, false);
             }

@@ -98,6 +98,8 @@ pub enum Source {
     Refresh,
     Credentials,
     OtherTab,
+    /// The answer to a password change, which rotates the cookie too.
+    PasswordChange,
 }
 
 impl Source {
@@ -106,6 +108,7 @@ impl Source {
             Self::Refresh => "refresh",
             Self::Credentials => "login",
             Self::OtherTab => "other-tab",
+            Self::PasswordChange => "password-change",
         }
     }
 }
@@ -162,6 +165,10 @@ fn log_new_token(client: AuthClient, source: Source, user: &User, expires_at: f6
         Source::Credentials => (
             EventKind::LoggedIn,
             format!("as {}; access token for {seconds:.0} s", user.email),
+        ),
+        Source::PasswordChange => (
+            EventKind::PasswordChanged,
+            format!("every other session ended; refresh cookie rotated; access token for {seconds:.0} s"),
         ),
         Source::OtherTab => (
             EventKind::Rotated,

@@ -87,6 +87,7 @@ impl SessionRecord {
             created_at: rfc3339(self.created_at),
             last_used_at: rfc3339(self.times.last_used_at),
             user_agent: self.user_agent.clone(),
+            remembered: self.times.remembered,
             current: self.id == current_id,
         }
     }
@@ -112,7 +113,8 @@ pub struct RefreshGrant {
     pub token: RefreshToken,
     pub user_id: String,
     pub session_id: String,
-    pub cookie_max_age: Duration,
+    /// `None`: session cookies (a session not remembered).
+    pub cookie_max_age: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +159,7 @@ pub struct NewSession<'a> {
     pub now: Millis,
     pub expires_at: Millis,
     pub user_agent: Option<&'a str>,
+    pub remembered: bool,
     pub token_hash: &'a [u8],
 }
 
@@ -241,6 +244,20 @@ trait Engine {
         &self,
         email_key: &str,
     ) -> impl Future<Output = Result<Option<Credentials>, StoreError>> + Send;
+
+    /// In one transaction: sets the user's password hash and revokes every
+    /// unrevoked session of theirs but `keep_session`; how many it revoked.
+    fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep_session: &str,
+        now: Millis,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Deletes the user and, with them, their sessions and refresh tokens;
+    /// `false` if there was no such user.
+    fn delete_user(&self, user_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     fn start_session(
         &self,
@@ -430,13 +447,35 @@ impl Store {
         engine!(self, e => e.credentials(email_key))
     }
 
+    /// A new password, and every other session of the user ended at once
+    /// (their access tokens die on their next request); `keep_session`, the
+    /// one the change was made from, stands. How many sessions it ended.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &PasswordHashString,
+        keep_session: &str,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        engine!(self, e => e.change_password(user_id, &password_hash.0, keep_session, now))
+    }
+
+    /// Deletes the user with everything of theirs: sessions (so every
+    /// access token dies on its next request) and refresh tokens. The
+    /// email can register again.
+    pub async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        engine!(self, e => e.delete_user(user_id))
+    }
+
     // Sessions and their refresh tokens.
 
     /// Opens a session for a user who just proved who they are.
+    /// `remembered`: "keep me signed in" (see `SessionTimes`).
     pub async fn start_session(
         &self,
         user_id: &str,
         user_agent: Option<&str>,
+        remembered: bool,
         now: Millis,
     ) -> Result<RefreshGrant, StoreError> {
         let session_id = uuid::Uuid::new_v4().to_string();
@@ -445,6 +484,7 @@ impl Store {
             last_used_at: now,
             expires_at: now.saturating_add(as_ms(self.lifetimes.absolute)),
             revoked: None,
+            remembered,
         };
         let token_hash = self.keys.hash(&token);
         let session = NewSession {
@@ -453,6 +493,7 @@ impl Store {
             now,
             expires_at: times.expires_at,
             user_agent,
+            remembered,
             token_hash: &token_hash,
         };
         engine!(self, e => e.start_session(&session))?;

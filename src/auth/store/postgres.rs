@@ -132,8 +132,8 @@ impl Engine for Postgres {
         // One statement, so one implicit transaction: both rows or neither.
         sqlx::query(
             "WITH session AS (
-                 INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent)
-                 VALUES ($1, $2, $3, $3, $4, $5)
+                 INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, remembered)
+                 VALUES ($1, $2, $3, $3, $4, $5, $7)
                  RETURNING id
              )
              INSERT INTO refresh_tokens (session_id, token_hash, issued_at)
@@ -145,6 +145,7 @@ impl Engine for Postgres {
         .bind(session.expires_at)
         .bind(session.user_agent)
         .bind(session.token_hash)
+        .bind(session.remembered)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -199,6 +200,49 @@ impl Engine for Postgres {
         .bind(session_id)
         .execute(&self.pool)
         .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep_session: &str,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        // Locked in id order, as revoke_all does.
+        let revoked = sqlx::query(
+            "WITH others AS (
+                 SELECT id FROM sessions
+                 WHERE user_id = $3 AND id <> $4 AND revoked_at IS NULL
+                 ORDER BY id
+                 FOR UPDATE
+             )
+             UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+             FROM others WHERE sessions.id = others.id AND sessions.revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(RevokeReason::PasswordChanged.as_str())
+        .bind(user_id)
+        .bind(keep_session)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(revoked.rows_affected())
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        // Sessions go by their key's cascade, and tokens with them.
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 

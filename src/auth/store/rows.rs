@@ -36,6 +36,7 @@ pub(super) struct TimesFields {
     expires_at: i64,
     revoked_at: Option<i64>,
     revoked_reason: Option<String>,
+    remembered: bool,
 }
 
 impl From<TimesFields> for SessionTimes {
@@ -48,6 +49,7 @@ impl From<TimesFields> for SessionTimes {
                     .as_deref()
                     .map_or(RevokeReason::Revoked, RevokeReason::from_stored)
             }),
+            remembered: row.remembered,
         }
     }
 }
@@ -99,7 +101,7 @@ pub(super) struct PresentedFields {
 /// request).
 macro_rules! session_columns {
     () => {
-        "s.id, s.created_at, s.user_agent, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason"
+        "s.id, s.created_at, s.user_agent, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason, s.remembered"
     };
 }
 
@@ -112,7 +114,7 @@ pub(super) const CREDENTIALS: &str =
 pub(super) const PRESENTED: &str = "SELECT t.id AS token_id, t.session_id, t.used_at,
         successor.id IS NOT NULL AND successor.used_at IS NULL AS successor_unused,
         s.user_id, u.email, u.created_at AS user_created_at,
-        s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason
+        s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason, s.remembered
     FROM refresh_tokens t
     JOIN sessions s ON s.id = t.session_id
     JOIN users u ON u.id = s.user_id
@@ -242,6 +244,7 @@ impl TimesFields {
             expires_at: row.get("expires_at")?,
             revoked_at: row.get("revoked_at")?,
             revoked_reason: row.get("revoked_reason")?,
+            remembered: row.get("remembered")?,
         })
     }
 }

@@ -12,6 +12,9 @@ use crate::clock::{as_ms, Millis};
 pub struct Lifetimes {
     /// A session ends after this long without a refresh.
     pub idle: Duration,
+    /// The same for a session started without "keep me signed in" (never
+    /// longer than `idle`).
+    pub browser_idle: Duration,
     /// A session ends this long after login, however often it rotates.
     pub absolute: Duration,
     /// How long a just-used token may be replayed by an honest race.
@@ -24,6 +27,8 @@ pub enum RevokeReason {
     Logout,
     Revoked,
     Reuse,
+    /// Ended by a password change made in another session.
+    PasswordChanged,
 }
 
 impl RevokeReason {
@@ -32,6 +37,7 @@ impl RevokeReason {
             Self::Logout => "logout",
             Self::Revoked => "revoked",
             Self::Reuse => "reuse",
+            Self::PasswordChanged => "password_changed",
         }
     }
 
@@ -40,6 +46,7 @@ impl RevokeReason {
         match text {
             "logout" => Self::Logout,
             "reuse" => Self::Reuse,
+            "password_changed" => Self::PasswordChanged,
             _ => Self::Revoked,
         }
     }
@@ -54,6 +61,10 @@ pub struct SessionTimes {
     pub expires_at: Millis,
     /// Set when the session was ended early.
     pub revoked: Option<RevokeReason>,
+    /// Started with "keep me signed in": its cookies outlive the browser,
+    /// and it ends after `idle` unused. Otherwise its cookies die with the
+    /// browser and it ends after `browser_idle`.
+    pub remembered: bool,
 }
 
 /// Whether a session still stands.
@@ -85,15 +96,26 @@ impl SessionTimes {
     }
 
     fn idle_deadline(&self, lifetimes: &Lifetimes) -> Millis {
-        self.last_used_at.saturating_add(as_ms(lifetimes.idle))
+        let idle = if self.remembered {
+            lifetimes.idle
+        } else {
+            lifetimes.browser_idle.min(lifetimes.idle)
+        };
+        self.last_used_at.saturating_add(as_ms(idle))
     }
 
     /// How long a cookie for this session may live: the lesser of the idle
-    /// and the absolute time it has left.
-    pub fn cookie_max_age(&self, now: Millis, lifetimes: &Lifetimes) -> Duration {
+    /// and the absolute time it has left. `None` for a session that wasn't
+    /// remembered: its cookies are session cookies, gone with the browser.
+    pub fn cookie_max_age(&self, now: Millis, lifetimes: &Lifetimes) -> Option<Duration> {
+        if !self.remembered {
+            return None;
+        }
         let idle_left = self.idle_deadline(lifetimes).saturating_sub(now);
         let absolute_left = self.expires_at.saturating_sub(now);
-        Duration::from_millis(idle_left.min(absolute_left).max(0) as u64)
+        Some(Duration::from_millis(
+            idle_left.min(absolute_left).max(0) as u64
+        ))
     }
 }
 
@@ -170,6 +192,7 @@ mod tests {
     fn lifetimes(grace_secs: u64) -> Lifetimes {
         Lifetimes {
             idle: Duration::from_secs(3600),
+            browser_idle: Duration::from_secs(600),
             absolute: Duration::from_secs(3 * 3600),
             grace: Duration::from_secs(grace_secs),
         }
@@ -181,6 +204,7 @@ mod tests {
             last_used_at: NOW - 60 * SECOND,
             expires_at: NOW + 3600 * SECOND,
             revoked: None,
+            remembered: true,
         }
     }
 
@@ -355,21 +379,58 @@ mod tests {
             last_used_at: NOW - 60 * SECOND,
             expires_at: NOW + 7200 * SECOND,
             revoked: None,
+            remembered: true,
         };
         assert_eq!(
             session.cookie_max_age(NOW, &l),
-            Duration::from_secs(3600 - 60)
+            Some(Duration::from_secs(3600 - 60))
         );
         let near_cap = SessionTimes {
             expires_at: NOW + 30 * SECOND,
             ..session
         };
-        assert_eq!(near_cap.cookie_max_age(NOW, &l), Duration::from_secs(30));
+        assert_eq!(
+            near_cap.cookie_max_age(NOW, &l),
+            Some(Duration::from_secs(30))
+        );
         let past = SessionTimes {
             expires_at: NOW - SECOND,
             ..session
         };
-        assert_eq!(past.cookie_max_age(NOW, &l), Duration::ZERO);
+        assert_eq!(past.cookie_max_age(NOW, &l), Some(Duration::ZERO));
+        // Not remembered: a session cookie, whatever the time left.
+        let browser_only = SessionTimes {
+            remembered: false,
+            ..session
+        };
+        assert_eq!(browser_only.cookie_max_age(NOW, &l), None);
+    }
+
+    #[test]
+    fn a_session_not_remembered_ends_after_the_shorter_idle_limit() {
+        let l = lifetimes(10);
+        let browser_only = SessionTimes {
+            remembered: false,
+            ..live_session()
+        };
+        let idle_for = |secs: i64| SessionTimes {
+            last_used_at: NOW - secs * SECOND,
+            ..browser_only
+        };
+        assert_eq!(idle_for(599).liveness(NOW, &l), Liveness::Live);
+        assert_eq!(idle_for(600).liveness(NOW, &l), Liveness::Expired);
+        // Remembered, the same idle time is nothing.
+        let remembered = SessionTimes {
+            remembered: true,
+            ..idle_for(600)
+        };
+        assert_eq!(remembered.liveness(NOW, &l), Liveness::Live);
+        // Never longer than the remembered limit, however it is set.
+        let long = Lifetimes {
+            browser_idle: Duration::from_secs(7200),
+            ..l
+        };
+        assert_eq!(idle_for(3600).liveness(NOW, &long), Liveness::Expired);
     }
 
     #[test]
@@ -378,6 +439,7 @@ mod tests {
             RevokeReason::Logout,
             RevokeReason::Revoked,
             RevokeReason::Reuse,
+            RevokeReason::PasswordChanged,
         ] {
             assert_eq!(RevokeReason::from_stored(reason.as_str()), reason);
         }

@@ -109,14 +109,15 @@ impl Engine for Sqlite {
         let user_id = session.user_id.to_owned();
         let (now, expires_at) = (session.now, session.expires_at);
         let user_agent = session.user_agent.map(str::to_owned);
+        let remembered = session.remembered;
         let token_hash = session.token_hash.to_vec();
         self.writer
             .write(move |conn| {
                 conn.prepare_cached(
-                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent)
-                     VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, remembered)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
                 )?
-                .execute(params![id, user_id, now, expires_at, user_agent])?;
+                .execute(params![id, user_id, now, expires_at, user_agent, remembered])?;
                 conn.prepare_cached(
                     "INSERT INTO refresh_tokens (session_id, token_hash, issued_at) VALUES (?1, ?2, ?3)",
                 )?
@@ -165,6 +166,51 @@ impl Engine for Sqlite {
                 .query_row([token_hash], |row| row.get(0))
                 .optional()
         })
+    }
+
+    async fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep_session: &str,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        let (user_id, password_hash, keep_session) = (
+            user_id.to_owned(),
+            password_hash.to_owned(),
+            keep_session.to_owned(),
+        );
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached("UPDATE users SET password_hash = ?1 WHERE id = ?2")?
+                    .execute(params![password_hash, user_id])?;
+                let revoked = conn
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?1, revoked_reason = ?2
+                         WHERE user_id = ?3 AND id <> ?4 AND revoked_at IS NULL",
+                    )?
+                    .execute(params![
+                        now,
+                        RevokeReason::PasswordChanged.as_str(),
+                        user_id,
+                        keep_session
+                    ])?;
+                Ok(revoked as u64)
+            })
+            .await
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        let user_id = user_id.to_owned();
+        self.writer
+            .write(move |conn| {
+                // Sessions go by their key's cascade, and tokens with them.
+                let deleted = conn
+                    .prepare_cached("DELETE FROM users WHERE id = ?1")?
+                    .execute([user_id])?;
+                Ok(deleted > 0)
+            })
+            .await
     }
 
     async fn revoke(
@@ -467,6 +513,7 @@ mod tests {
         let pool = crate::db::sqlite::connect(&url).await.unwrap();
         let lifetimes = Lifetimes {
             idle: Duration::from_secs(3600),
+            browser_idle: Duration::from_secs(600),
             absolute: Duration::from_secs(3 * 3600),
             grace,
         };
@@ -477,7 +524,7 @@ mod tests {
         let Ok(user) = store.create_user(&email, &hash, T0).await else {
             panic!("the user is created");
         };
-        let first = store.start_session(&user.id, None, T0).await.unwrap();
+        let first = store.start_session(&user.id, None, true, T0).await.unwrap();
         Fixture {
             store,
             pool,
@@ -583,7 +630,7 @@ mod tests {
         let f = fixture(Duration::from_secs(10)).await;
         let now = T0 + 60 * SECOND;
         let (grant, _) = f.store.rotate(&f.first.token, now).await.unwrap();
-        assert_eq!(grant.cookie_max_age, Duration::from_secs(3600));
+        assert_eq!(grant.cookie_max_age, Some(Duration::from_secs(3600)));
         let linked = format!(
             "SELECT COUNT(*) FROM refresh_tokens parent
              JOIN refresh_tokens child ON child.parent_id = parent.id
