@@ -18,7 +18,7 @@ printf '\n==> the same integration tests on PostgreSQL (a private cluster)\n'
 # The engine-neutral integration tests: the harness in tests/common picks
 # PostgreSQL when TEST_POSTGRES_URL is set and makes a fresh schema for
 # each test.
-pg_tests=(--test account --test auth_api --test remember --test hostile_input --test housekeeping --test page_forms --test throttle_limits)
+pg_tests=(--test account --test auth_api --test history --test remember --test hostile_input --test housekeeping --test page_forms --test throttle_limits)
 # shellcheck source=lib/postgres.sh
 . scripts/lib/postgres.sh
 pg_start_private tests

@@ -115,6 +115,8 @@ pub struct Config {
     /// the store never lets it exceed `refresh_token_ttl`.
     pub browser_session_idle: Duration,
     pub session_max_age: Duration,
+    /// How long security events are kept.
+    pub security_history_retention: Duration,
     pub refresh_reuse_grace: Duration,
     pub login_max_failures: u32,
     pub login_lockout: Duration,
@@ -196,6 +198,7 @@ impl Config {
             refresh_token_ttl: duration(&get, "REFRESH_TOKEN_TTL", "7d", false)?,
             browser_session_idle: duration(&get, "BROWSER_SESSION_IDLE", "12h", false)?,
             session_max_age: duration(&get, "SESSION_MAX_AGE", "30d", false)?,
+            security_history_retention: duration(&get, "SECURITY_HISTORY_RETENTION", "90d", false)?,
             refresh_reuse_grace: duration(&get, "REFRESH_REUSE_GRACE", "10s", true)?,
             login_max_failures: number(&get, "LOGIN_MAX_FAILURES", 5)?,
             login_lockout: duration(&get, "LOGIN_LOCKOUT", "15m", false)?,

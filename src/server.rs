@@ -17,7 +17,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 
 use crate::app::{shell, App};
 use crate::auth::{
-    account, error::Failure, forms, guard, handlers, model::ErrorCode, state::AuthContext,
+    account, error::Failure, forms, guard, handlers, history, model::ErrorCode, state::AuthContext,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::config::{fill_development_secrets, Config, ConfigError};
@@ -167,6 +167,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/logout", post(handlers::logout))
         .route("/api/auth/password", post(account::change_password))
         .route("/api/account/delete", post(account::delete_account))
+        .route("/api/account/history", get(history::history))
         .route("/api/me", get(handlers::me))
         .route("/api/dashboard", get(handlers::dashboard))
         .route(
@@ -355,6 +356,12 @@ async fn housekeeping(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "purged ended sessions"),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+        let history = state.config.security_history_retention;
+        match state.auth.store.purge_history(now, history).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "purged old security events"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping of the security history failed"),
         }
     }
 }

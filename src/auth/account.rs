@@ -18,6 +18,7 @@ use super::cookies;
 use super::error::Failure;
 use super::guard::{too_large, ClientAddress};
 use super::handlers::{rotate, throttled_password_check};
+use super::history;
 use super::model::ErrorCode;
 use super::refresh::RefreshToken;
 use super::state::AuthContext;
@@ -150,6 +151,7 @@ pub async fn change_password(
         .store
         .change_password(&auth.user.id, &hash, &auth.session.id, now)
         .await?;
+    history::password_changed(&state, &auth.user.id, &auth.session.id, ended, now).await;
     tracing::info!(user_id = %auth.user.id, session_id = %auth.session.id, sessions_ended = ended, "password changed");
     let (tokens, cookies) = rotate(&state, &jar).await?;
     Ok((cookies::with(jar, cookies), Json(tokens)).into_response())

@@ -19,6 +19,7 @@ use super::bearer::Authenticated;
 use super::cookies;
 use super::error::Failure;
 use super::guard::{too_large, ClientAddress};
+use super::history;
 use super::model::{ApiError, Dashboard, ErrorCode, Session, TokenResponse, User};
 use super::refresh::RefreshToken;
 use super::state::AuthContext;
@@ -114,14 +115,25 @@ async fn sign_in(
     state: &AuthContext,
     jar: CookieJar,
     user: &UserRow,
-    headers: &HeaderMap,
+    (headers, address): (&HeaderMap, std::net::IpAddr),
     remember: bool,
 ) -> Result<SignedIn, Failure> {
     let now = state.clock.now_ms();
+    let agent = user_agent(headers);
     let issued = state
         .store
-        .start_session(&user.id, user_agent(headers).as_deref(), remember, now)
+        .start_session(&user.id, agent.as_deref(), remember, now)
         .await?;
+    history::signed_in(
+        state,
+        user,
+        &issued.session_id,
+        agent.as_deref(),
+        address,
+        remember,
+        now,
+    )
+    .await;
     let access = state
         .service
         .access
@@ -194,7 +206,7 @@ pub async fn create_account(
         Err(CreateError::Database(e)) => return Err(e.into()),
     };
     tracing::info!(user_id = %user.id, "account created");
-    sign_in(state, jar, &user, headers, form.remember).await
+    sign_in(state, jar, &user, (headers, address), form.remember).await
 }
 
 pub async fn login(
@@ -217,7 +229,7 @@ pub async fn log_in(
 ) -> Result<SignedIn, Failure> {
     let form = form?;
     match throttled_password_check(state, address, &form.email, &form.password).await? {
-        Some(user) => sign_in(state, jar, &user, headers, form.remember).await,
+        Some(user) => sign_in(state, jar, &user, (headers, address), form.remember).await,
         None => Err(Failure::new(
             ErrorCode::InvalidCredentials,
             "The email or password is incorrect.",
@@ -255,8 +267,13 @@ pub(super) async fn throttled_password_check(
             Ok(Some(user))
         }
         Ok(None) => {
-            attempt.failed(state.clock.now_ms()).await?;
+            let locks_out = attempt.locks_out_if_failed();
+            let failed_at = state.clock.now_ms();
+            attempt.failed(failed_at).await?;
             tracing::info!(%address, "password check failed");
+            if locks_out {
+                history::locked_out(state, &key, address, failed_at).await;
+            }
             Ok(None)
         }
         // A 503 (database, hashing slots), before the check or during it:
@@ -305,10 +322,13 @@ pub async fn logout(State(state): State<AuthContext>, jar: CookieJar) -> Result<
     if let Some(token) = presented {
         if let Some(session_id) = state.store.session_of(&token).await? {
             let now = state.clock.now_ms();
-            state
+            if state
                 .store
                 .revoke(&session_id, RevokeReason::Logout, now)
-                .await?;
+                .await?
+            {
+                history::signed_out(&state, &session_id, now).await;
+            }
             tracing::info!(%session_id, "logged out");
         }
     }
@@ -366,10 +386,13 @@ pub async fn revoke_session(
     {
         return Err(Failure::new(ErrorCode::NotFound, "No such live session."));
     }
-    state
+    if state
         .store
         .revoke(&session_id, RevokeReason::Revoked, now)
-        .await?;
+        .await?
+    {
+        history::session_revoked(&state, &session_id, now).await;
+    }
     tracing::info!(%session_id, user_id = %auth.user.id, "session revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -380,6 +403,7 @@ pub async fn revoke_all_sessions(
 ) -> Result<StatusCode, Failure> {
     let now = state.clock.now_ms();
     let count = state.store.revoke_all(&auth.user.id, now).await?;
+    history::logged_out_everywhere(&state, &auth.user.id, &auth.session.id, count, now).await;
     tracing::info!(user_id = %auth.user.id, count, "all sessions revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -438,11 +462,15 @@ pub(super) async fn rotate(
         .and_then(RefreshToken::parse)
         .ok_or_else(invalid)?;
     let now = state.clock.now_ms();
-    let (issued, user) = state
-        .store
-        .rotate(&presented, now)
-        .await
-        .map_err(|e| match e {
+    let rotated = state.store.rotate(&presented, now).await;
+    if let Err(RotateError::Reused {
+        session_id,
+        just_detected: true,
+    }) = &rotated
+    {
+        history::token_reused(state, session_id, now).await;
+    }
+    let (issued, user) = rotated.map_err(|e| match e {
             RotateError::Unknown => invalid(),
             RotateError::Expired => Failure::new(
                 ErrorCode::SessionExpired,

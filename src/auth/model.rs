@@ -56,6 +56,69 @@ pub struct Dashboard {
     pub live_sessions: u32,
 }
 
+/// What happened to an account, as its security history shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityEventKind {
+    SignedIn,
+    SignedOut,
+    SessionRevoked,
+    PasswordChanged,
+    /// A refresh token was used twice; the session it belonged to ended.
+    TokenReused,
+    /// Too many wrong passwords: sign-in was paused.
+    LockedOut,
+}
+
+impl SecurityEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignedIn => "signed_in",
+            Self::SignedOut => "signed_out",
+            Self::SessionRevoked => "session_revoked",
+            Self::PasswordChanged => "password_changed",
+            Self::TokenReused => "token_reused",
+            Self::LockedOut => "locked_out",
+        }
+    }
+
+    /// The stored text back; `None` for a kind this version doesn't know.
+    pub fn from_stored(text: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+    }
+
+    /// How the history names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::SignedIn => "Signed in",
+            Self::SignedOut => "Signed out",
+            Self::SessionRevoked => "Session ended",
+            Self::PasswordChanged => "Password changed",
+            Self::TokenReused => "Refresh token used twice",
+            Self::LockedOut => "Sign-in paused",
+        }
+    }
+}
+
+/// One line of the security history (`GET /api/account/history`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityEvent {
+    pub id: String,
+    /// RFC 3339
+    pub at: String,
+    pub kind: SecurityEventKind,
+    pub session_id: Option<String>,
+    pub detail: String,
+}
+
+/// A page of the history, newest first; `next` is the `before` of the
+/// following page, `None` on the last.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub events: Vec<SecurityEvent>,
+    pub next: Option<String>,
+}
+
 /// The query keys of `/login?error=...`: the pages' form endpoints write
 /// them (`forms.rs`), the login and register pages read them.
 pub mod form_query {

@@ -19,7 +19,16 @@
 //! once `EMAIL_MAX_FAILURES` of its rows count; and housekeeping (`purge`)
 //! deletes every row once it no longer counts.
 
-use std::{borrow::Cow, future::Future, net::IpAddr, time::Duration};
+use std::{
+    borrow::Cow,
+    future::Future,
+    net::IpAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use crate::clock::{as_ms, Millis};
 
@@ -96,6 +105,19 @@ fn admit(limits: &Limits, live: &[LiveAttempt], address: &str, now: Millis) -> V
     pair_wait.max(email_wait).map_or(Ok(()), Err)
 }
 
+/// Whether one more failure from `address` reaches a lockout (the pair's,
+/// or the email's), over the same attempts `admit` reads.
+fn locks_if_failed(limits: &Limits, live: &[LiveAttempt], address: &str) -> bool {
+    let (mut pair, mut email) = (0, 0);
+    for attempt in live.iter().filter(|a| a.failed_at.is_some()) {
+        email += 1;
+        if attempt.address == address && !attempt.pair_cleared {
+            pair += 1;
+        }
+    }
+    pair + 1 == limits.max_failures || email + 1 == EMAIL_MAX_FAILURES
+}
+
 /// The rule of `check_rate`, over the address's attempts in the last minute.
 fn admit_rate(rate_per_minute: u32, recent: Recent, now: Millis) -> Verdict<()> {
     if recent.count < rate_per_minute {
@@ -138,6 +160,11 @@ pub struct Throttle {
 }
 
 impl Throttle {
+    /// How long a lockout lasts at most (the failure window).
+    pub fn lockout(&self) -> Duration {
+        self.limits.lockout
+    }
+
     pub fn new(limits: Limits, store: Store) -> Self {
         Self { limits, store }
     }
@@ -188,11 +215,17 @@ impl Throttle {
             failures_after: now.saturating_sub(as_ms(self.limits.lockout)),
         };
         let limits = self.limits;
+        // Whether this attempt, should it fail, is the one that locks: read
+        // from the same rows, under the same lock, as the verdict.
+        let last_before_lockout = Arc::new(AtomicBool::new(false));
         let begun = self
             .store
             .begin_attempt(&new, {
-                let address = address.clone();
-                move |live| admit(&limits, live, &address, now)
+                let (address, last) = (address.clone(), last_before_lockout.clone());
+                move |live| {
+                    last.store(locks_if_failed(&limits, live, &address), Ordering::Relaxed);
+                    admit(&limits, live, &address, now)
+                }
             })
             .await?;
         Ok(begun.map(|id| Attempt {
@@ -204,6 +237,7 @@ impl Throttle {
                 started_at: now,
             },
             checking_since: None,
+            locks_out_if_failed: last_before_lockout.load(Ordering::Relaxed),
             done: false,
         }))
     }
@@ -251,6 +285,8 @@ pub struct Attempt {
     row: AttemptRow,
     /// When the password check began.
     checking_since: Option<Millis>,
+    /// A failure here reaches the lockout (the history records it).
+    locks_out_if_failed: bool,
     done: bool,
 }
 
@@ -264,6 +300,11 @@ impl Attempt {
     /// without a verdict counts as a failure at `now`.
     pub fn checking(&mut self, now: Millis) {
         self.checking_since = Some(now);
+    }
+
+    /// Whether failing this attempt locks the pair or the email.
+    pub fn locks_out_if_failed(&self) -> bool {
+        self.locks_out_if_failed
     }
 
     pub async fn succeeded(self) -> Result<(), StoreError> {

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use crate::clock::{as_ms, rfc3339, Millis};
 
-use super::model::{Session, User};
+use super::model::{SecurityEvent, SecurityEventKind, Session, User};
 use super::password::PasswordHashString;
 use super::refresh::{RefreshKeys, RefreshToken};
 use super::validate::Email;
@@ -126,7 +126,12 @@ pub enum RotateError {
     #[error("session revoked")]
     Revoked,
     #[error("refresh token reused")]
-    Reused { session_id: String },
+    Reused {
+        session_id: String,
+        /// This presentation is the one that revealed the reuse (and
+        /// revoked the session), not a later one.
+        just_detected: bool,
+    },
     #[error(transparent)]
     Database(#[from] StoreError),
 }
@@ -229,6 +234,30 @@ pub struct ThrottleCutoffs {
     pub rate_by: Millis,
 }
 
+/// Whose history an event goes into: a user's, the user of a session, or
+/// the user with an email key (nobody's, if no account has it).
+#[derive(Debug, Clone, Copy)]
+pub enum EventSubject<'a> {
+    User(&'a str),
+    Session(&'a str),
+    Email(&'a str),
+}
+
+/// An event for the security history.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    pub subject: EventSubject<'a>,
+    pub at: Millis,
+    pub kind: SecurityEventKind,
+    /// The session it concerns, if one.
+    pub session_id: Option<&'a str>,
+    /// What the person reads; never a token, a password or a hash.
+    pub detail: &'a str,
+}
+
+/// The most events one page of the history holds.
+pub const HISTORY_PAGE: usize = 50;
+
 /// What an engine does: rows in, rows out, no rules. Each write is one
 /// transaction. (Futures are `Send`: handlers hold them across awaits.)
 trait Engine {
@@ -324,6 +353,26 @@ trait Engine {
 
     /// Answers, and accepts a write transaction.
     fn is_ready(&self) -> impl Future<Output = bool> + Send;
+
+    // The security history.
+
+    /// Adds the event to its subject's history (nothing if the subject is
+    /// gone or, for an email, was never an account).
+    fn record_event(
+        &self,
+        event: &NewEvent<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A user's events with ids below `before`, newest first, at most `limit`.
+    fn events_of(
+        &self,
+        user_id: &str,
+        before: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<rows::EventFields>, StoreError>> + Send;
+
+    /// Deletes events older than `cutoff`; how many.
+    fn purge_events(&self, cutoff: Millis) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     // The login throttle's rows.
 
@@ -564,6 +613,7 @@ impl Store {
                 );
                 Err(RotateError::Reused {
                     session_id: found.session_id,
+                    just_detected: true,
                 })
             }
             Decision::Refuse(refusal) => Err(match refusal {
@@ -572,6 +622,7 @@ impl Store {
                 Refusal::Revoked => RotateError::Revoked,
                 Refusal::Reused => RotateError::Reused {
                     session_id: found.session_id,
+                    just_detected: false,
                 },
             }),
         }
@@ -676,6 +727,47 @@ impl Store {
         let cutoff = now.saturating_sub(as_ms(retention));
         let idle = as_ms(self.lifetimes.idle);
         engine!(self, e => e.purge_ended(cutoff, idle))
+    }
+
+    // The security history.
+
+    /// Adds an event to a user's security history. A failure is logged and
+    /// swallowed: the history must not undo what it records (a sign-in, a
+    /// revocation), and the database failing here would have failed that too.
+    pub async fn record(&self, event: NewEvent<'_>) {
+        if let Err(e) = engine!(self, e => e.record_event(&event)) {
+            tracing::warn!(error = %e, kind = event.kind.as_str(), "could not record a security event");
+        }
+    }
+
+    /// A page of a user's history, newest first: events with ids below
+    /// `before` (all, if none), and the `before` of the next page.
+    pub async fn history(
+        &self,
+        user_id: &str,
+        before: Option<i64>,
+    ) -> Result<(Vec<SecurityEvent>, Option<i64>), StoreError> {
+        let limit = HISTORY_PAGE as i64 + 1;
+        let before = before.unwrap_or(i64::MAX);
+        let mut rows = engine!(self, e => e.events_of(user_id, before, limit))?;
+        let next = if rows.len() > HISTORY_PAGE {
+            rows.truncate(HISTORY_PAGE);
+            rows.last().map(|row| row.id)
+        } else {
+            None
+        };
+        Ok((
+            rows.into_iter()
+                .filter_map(rows::EventFields::into_event)
+                .collect(),
+            next,
+        ))
+    }
+
+    /// Deletes events older than `retention`.
+    pub async fn purge_history(&self, now: Millis, retention: Duration) -> Result<u64, StoreError> {
+        let cutoff = now.saturating_sub(as_ms(retention));
+        engine!(self, e => e.purge_events(cutoff))
     }
 
     /// True when the database answers and accepts a write transaction.

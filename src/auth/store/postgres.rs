@@ -32,13 +32,15 @@ use sqlx::PgPool;
 use crate::clock::Millis;
 
 use super::rows::{
-    CredentialFields, LiveAttemptFields, PresentedFields, SessionFields, SessionWithUser,
-    CREDENTIALS, LIVE_ATTEMPTS, PRESENTED, SESSIONS_OF_USER, SESSION_OF_TOKEN, SESSION_WITH_USER,
+    CredentialFields, EventFields, LiveAttemptFields, PresentedFields, SessionFields,
+    SessionWithUser, CREDENTIALS, EVENTS_OF_USER, LIVE_ATTEMPTS, PRESENTED, SESSIONS_OF_USER,
+    SESSION_OF_TOKEN, SESSION_WITH_USER,
 };
 use super::rules::{Decision, RevokeReason, TokenState};
 use super::{
-    AttemptRow, Backend, CreateError, Credentials, Engine, LiveAttempt, NewAttempt, NewSession,
-    Presented, Recent, SessionRecord, Spend, Step, StoreError, ThrottleCutoffs, UserRow,
+    AttemptRow, Backend, CreateError, Credentials, Engine, LiveAttempt, NewAttempt, NewEvent,
+    NewSession, Presented, Recent, SessionRecord, Spend, Step, StoreError, ThrottleCutoffs,
+    UserRow,
 };
 
 #[derive(Clone)]
@@ -307,6 +309,41 @@ impl Engine for Postgres {
 
     async fn is_ready(&self) -> bool {
         crate::db::postgres::is_ready(&self.pool).await
+    }
+
+    async fn record_event(&self, event: &NewEvent<'_>) -> Result<(), StoreError> {
+        let (sql, subject) = event.insert();
+        sqlx::query(sql)
+            .bind(subject)
+            .bind(event.at)
+            .bind(event.kind.as_str())
+            .bind(event.session_id)
+            .bind(event.detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn events_of(
+        &self,
+        user_id: &str,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<EventFields>, StoreError> {
+        sqlx::query_as(EVENTS_OF_USER)
+            .bind(user_id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    async fn purge_events(&self, cutoff: Millis) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM security_events WHERE at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn begin_attempt<F, R>(

@@ -4,6 +4,8 @@
 
 use super::rules::{RevokeReason, SessionTimes, TokenState};
 use super::{Credentials, LiveAttempt, Presented, SessionRecord, UserRow};
+use crate::auth::model::{SecurityEvent, SecurityEventKind};
+use crate::clock::rfc3339;
 
 #[derive(sqlx::FromRow)]
 pub(super) struct UserFields {
@@ -137,6 +139,69 @@ pub(super) const SESSIONS_OF_USER: &str = concat!(
     session_columns!(),
     " FROM sessions s WHERE s.user_id = $1 ORDER BY s.created_at DESC, s.id"
 );
+
+/// `$1` user, `$2` ids below, `$3` at most.
+pub(super) const EVENTS_OF_USER: &str =
+    "SELECT id, at, kind, session_id, detail FROM security_events
+    WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
+
+/// Inserts into the history of a user (`$1`), of a session's user (`$1`
+/// a session id), or of an email's user (`$1` an email key): `$2` at, `$3`
+/// kind, `$4` session id, `$5` detail.
+pub(super) const EVENT_FOR_USER: &str =
+    "INSERT INTO security_events (user_id, at, kind, session_id, detail)
+    SELECT id, $2, $3, $4, $5 FROM users WHERE id = $1";
+pub(super) const EVENT_FOR_SESSION: &str =
+    "INSERT INTO security_events (user_id, at, kind, session_id, detail)
+    SELECT user_id, $2, $3, $4, $5 FROM sessions WHERE id = $1";
+pub(super) const EVENT_FOR_EMAIL: &str =
+    "INSERT INTO security_events (user_id, at, kind, session_id, detail)
+    SELECT id, $2, $3, $4, $5 FROM users WHERE email_key = $1";
+
+/// One stored security event.
+#[derive(sqlx::FromRow)]
+pub(in crate::auth) struct EventFields {
+    pub(super) id: i64,
+    at: i64,
+    kind: String,
+    session_id: Option<String>,
+    detail: String,
+}
+
+impl EventFields {
+    /// As the API shows it; `None` for a kind this version doesn't know
+    /// (written by a newer one).
+    pub(super) fn into_event(self) -> Option<SecurityEvent> {
+        Some(SecurityEvent {
+            id: self.id.to_string(),
+            at: rfc3339(self.at),
+            kind: SecurityEventKind::from_stored(&self.kind)?,
+            session_id: self.session_id,
+            detail: self.detail,
+        })
+    }
+
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            at: row.get("at")?,
+            kind: row.get("kind")?,
+            session_id: row.get("session_id")?,
+            detail: row.get("detail")?,
+        })
+    }
+}
+
+impl<'a> super::NewEvent<'a> {
+    /// The insert for its subject, and the subject's key (`$1`).
+    pub(super) fn insert(&self) -> (&'static str, &'a str) {
+        match self.subject {
+            super::EventSubject::User(id) => (EVENT_FOR_USER, id),
+            super::EventSubject::Session(id) => (EVENT_FOR_SESSION, id),
+            super::EventSubject::Email(key) => (EVENT_FOR_EMAIL, key),
+        }
+    }
+}
 
 /// An email's attempts that still count: `$2` failures after, `$3` leases after.
 pub(super) const LIVE_ATTEMPTS: &str = "SELECT address, failed_at, pair_cleared FROM login_attempts

@@ -26,13 +26,15 @@ use sqlx::SqlitePool;
 use crate::clock::Millis;
 
 use super::rows::{
-    CredentialFields, LiveAttemptFields, PresentedFields, SessionFields, SessionWithUser,
-    CREDENTIALS, LIVE_ATTEMPTS, PRESENTED, SESSIONS_OF_USER, SESSION_OF_TOKEN, SESSION_WITH_USER,
+    CredentialFields, EventFields, LiveAttemptFields, PresentedFields, SessionFields,
+    SessionWithUser, CREDENTIALS, EVENTS_OF_USER, LIVE_ATTEMPTS, PRESENTED, SESSIONS_OF_USER,
+    SESSION_OF_TOKEN, SESSION_WITH_USER,
 };
 use super::rules::{Decision, RevokeReason, TokenState};
 use super::{
-    AttemptRow, Backend, CreateError, Credentials, Engine, LiveAttempt, NewAttempt, NewSession,
-    Presented, Recent, SessionRecord, Spend, Step, StoreError, ThrottleCutoffs, UserRow,
+    AttemptRow, Backend, CreateError, Credentials, Engine, LiveAttempt, NewAttempt, NewEvent,
+    NewSession, Presented, Recent, SessionRecord, Spend, Step, StoreError, ThrottleCutoffs,
+    UserRow,
 };
 
 use conn::Target;
@@ -283,6 +285,52 @@ impl Engine for Sqlite {
 
     async fn is_ready(&self) -> bool {
         crate::db::sqlite::is_ready(&self.pool).await
+    }
+
+    async fn record_event(&self, event: &NewEvent<'_>) -> Result<(), StoreError> {
+        let (sql, subject) = event.insert();
+        let subject = subject.to_owned();
+        let (at, kind) = (event.at, event.kind.as_str());
+        let session_id = event.session_id.map(str::to_owned);
+        let detail = event.detail.to_owned();
+        self.writer
+            .write(move |conn| {
+                // By name: SQLite numbers `$n` in the order they appear,
+                // and `$1` comes last in these statements.
+                conn.prepare_cached(sql)?.execute(rusqlite::named_params! {
+                    "$1": subject,
+                    "$2": at,
+                    "$3": kind,
+                    "$4": session_id,
+                    "$5": detail,
+                })?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn events_of(
+        &self,
+        user_id: &str,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<EventFields>, StoreError> {
+        self.readers.read(|conn| {
+            conn.prepare_cached(EVENTS_OF_USER)?
+                .query_map(params![user_id, before, limit], EventFields::from_sqlite)?
+                .collect()
+        })
+    }
+
+    async fn purge_events(&self, cutoff: Millis) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |conn| {
+                let deleted = conn
+                    .prepare_cached("DELETE FROM security_events WHERE at < ?1")?
+                    .execute([cutoff])?;
+                Ok(deleted as u64)
+            })
+            .await
     }
 
     async fn begin_attempt<F, R>(
