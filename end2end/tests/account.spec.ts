@@ -202,3 +202,56 @@ test("the sessions page says which sessions end with their browser", async ({ pa
   await expect(first.getByTestId("session-kind")).toHaveText("Until the browser closes");
   await other.close();
 });
+
+test("after reuse detection the next sign-in says what happened, and the history shows it", async ({
+  page,
+  context,
+  browser,
+}) => {
+  const email = await register(page);
+  const stolen = await context.cookies();
+  // The victim refreshes twice: the stolen cookie's successor is spent.
+  for (let i = 0; i < 2; i++) {
+    await page.getByTestId("drop-token").click();
+    await fireCalls(page, "call-one");
+  }
+  const thief = await browser.newContext();
+  await thief.addCookies(stolen);
+  const thiefPage = await thief.newPage();
+  await thiefPage.goto("/dashboard");
+  await expect(thiefPage).toHaveURL(/\/login/);
+  await thief.close();
+
+  // The victim is sent to login at its next renewal, and signs in again.
+  await expect(page).toHaveURL(/\/login/, { timeout: 15_000 });
+  await waitForHydration(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByTestId("submit").click();
+  await expect(page).toHaveURL(/\/dashboard$/);
+  const notice = page.getByTestId("reuse-notice");
+  await expect(notice).toBeVisible();
+  await expect(notice).toContainText("used a second time");
+  await expect(notice.getByRole("link", { name: "change your password" })).toHaveAttribute(
+    "href",
+    "/account",
+  );
+
+  await page.getByRole("link", { name: "Sessions" }).click();
+  const history = page.getByTestId("history-event");
+  await expect(history.first()).toHaveAttribute("data-kind", "signed_in");
+  await expect(page.locator('[data-testid="history-event"][data-kind="token_reused"]')).toHaveCount(1);
+  await page.screenshot({ path: `${__dirname}/../screenshots/sessions.png`, fullPage: true });
+
+  // The next sign-in has been told already.
+  await page.getByTestId("topbar-logout").click();
+  await expect(page).toHaveURL(/\/login/);
+  const historyRead = page.waitForResponse(
+    (r) => new URL(r.url()).pathname === "/api/account/history" && r.status() === 200,
+  );
+  await login(page, email);
+  await expect(page).toHaveURL(/\/dashboard$/);
+  await historyRead;
+  await expect(page.getByTestId("dashboard-data")).toBeVisible();
+  await expect(page.getByTestId("reuse-notice")).toHaveCount(0);
+});

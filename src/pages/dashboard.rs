@@ -4,6 +4,7 @@
 
 use leptos::{prelude::*, task::spawn_local};
 
+use super::history::ReuseNotice;
 use super::widgets::{local_time, ticking_now, EventLog, StateBadge};
 use crate::auth::{
     client::{use_auth, AuthState, EventKind},
@@ -55,6 +56,14 @@ pub fn DashboardPage() -> impl IntoView {
     };
     // Once, in the browser (effects don't run on the server).
     Effect::new(move |_| load_data());
+    // This session, once known: the reuse notice looks for its sign-in.
+    let session_id = Memo::new(move |_| {
+        data.with(|d| {
+            d.as_ref()
+                .and_then(|answer| answer.as_ref().ok())
+                .map(|d| d.session.id.clone())
+        })
+    });
 
     let fire = move |count: u32| {
         let id = burst.get_untracked().id + 1;
@@ -231,6 +240,8 @@ pub fn DashboardPage() -> impl IntoView {
             </div>
             <StateBadge state=auth.state() />
         </div>
+
+        {move || session_id.get().map(|session_id| view! { <ReuseNotice session_id /> })}
 
         <div class="grid">
             {token_card}

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod credentials;
 pub mod dashboard;
+pub mod history;
 pub mod home;
 pub mod sessions;
 pub mod widgets;

@@ -3,6 +3,7 @@
 
 use leptos::{prelude::*, task::spawn_local};
 
+use super::history::SecurityHistory;
 use super::widgets::local_time;
 use crate::auth::{
     client::{encode_query_value, use_auth},
@@ -142,5 +143,6 @@ pub fn SessionsPage() -> impl IntoView {
                 }.into_any(),
             }}
         </section>
+        <SecurityHistory />
     }
 }
