@@ -172,3 +172,38 @@ async fn the_page_form_remembers_only_when_the_box_is_ticked() {
         assert!(lasts_past_the_browser(&cookie), "{cookie}");
     }
 }
+
+#[tokio::test]
+async fn each_session_shows_its_browser_and_the_address_it_signed_in_from() {
+    let app = TestApp::new().await;
+    let email = unique_email("device");
+    let plain = app.register(&email).await;
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let mut request = TestApp::form("/api/auth/login", &credentials(&email, PASSWORD), None);
+    request
+        .headers_mut()
+        .insert(axum::http::header::USER_AGENT, chrome.parse().unwrap());
+    assert_eq!(app.send(request).await.status, StatusCode::OK);
+
+    let list = app.get("/api/sessions", Some(&plain.access)).await.body;
+    let sessions = list.as_array().unwrap();
+    let by_agent = |agent: &str| {
+        sessions
+            .iter()
+            .find(|s| s["user_agent"] == agent)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_agent(chrome)["device"], "Chrome 131 on Windows 10");
+    // An agent the parser doesn't know is shown as sent, by the page.
+    assert_eq!(
+        by_agent("integration-test")["device"],
+        serde_json::Value::Null
+    );
+    for session in sessions {
+        assert!(
+            session["address"].as_str().is_some_and(|a| !a.is_empty()),
+            "{session}"
+        );
+    }
+}

@@ -120,9 +120,10 @@ async fn sign_in(
 ) -> Result<SignedIn, Failure> {
     let now = state.clock.now_ms();
     let agent = user_agent(headers);
+    let from = address.to_string();
     let issued = state
         .store
-        .start_session(&user.id, agent.as_deref(), remember, now)
+        .start_session(&user.id, (agent.as_deref(), &from), remember, now)
         .await?;
     history::signed_in(
         state,

@@ -50,8 +50,10 @@ pub async fn signed_in(
     remembered: bool,
     at: Millis,
 ) {
+    // The parsed name, else the user agent as sent (shortened).
     let device = match user_agent {
-        Some(agent) => agent.chars().take(AGENT_IN_DETAIL).collect::<String>(),
+        Some(agent) => super::device::describe(agent)
+            .unwrap_or_else(|| agent.chars().take(AGENT_IN_DETAIL).collect()),
         None => "a device that didn't say what it is".to_string(),
     };
     let kept = if remembered {

@@ -17,6 +17,11 @@ pub struct Session {
     pub created_at: String,
     pub last_used_at: String,
     pub user_agent: Option<String>,
+    /// The browser and system the user agent names ("Firefox 133 on
+    /// Linux"), when it names them.
+    pub device: Option<String>,
+    /// The address it signed in from.
+    pub address: Option<String>,
     /// Started with "keep me signed in" (its cookies outlive the browser).
     pub remembered: bool,
     /// True for the session of the access token that asked.

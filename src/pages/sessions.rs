@@ -63,7 +63,7 @@ pub fn SessionsPage() -> impl IntoView {
         <div class="page-head">
             <div>
                 <h1>"Sessions"</h1>
-                <p class="muted">"Every browser or device where you are logged in."</p>
+                <p class="muted">"Every browser or device where you are logged in. Revoking one signs it out at once."</p>
             </div>
             <button class="button danger" data-testid="logout-everywhere"
                 disabled=move || busy.get() on:click=everywhere>
@@ -95,8 +95,18 @@ pub fn SessionsPage() -> impl IntoView {
                         <tbody>
                             {list.into_iter().map(|session| {
                                 let id = session.id.clone();
-                                let device = session.user_agent.clone()
+                                // The parsed name, else the agent as sent.
+                                let device = session.device.clone()
+                                    .or_else(|| session.user_agent.clone())
                                     .unwrap_or_else(|| "Unknown device".into());
+                                let started = local_time(&session.created_at);
+                                // Said to a screen reader: which row, and what it does.
+                                let revoke_label = format!(
+                                    "Revoke {device}, signed in {started}: signs it out at once"
+                                );
+                                let address = session.address.clone().map(|a| view! {
+                                    <span class="muted small from">"from " {a}</span>
+                                });
                                 view! {
                                     <tr data-testid="session-row" data-session-id=session.id.clone()
                                         data-current=session.current.to_string()>
@@ -104,7 +114,11 @@ pub fn SessionsPage() -> impl IntoView {
                                             {session.current.then(|| view! {
                                                 <span class="badge ok" data-testid="current-session">"This browser"</span>" "
                                             })}
-                                            {device}
+                                            <span data-testid="session-device"
+                                                title=session.user_agent.clone().unwrap_or_default()>
+                                                {device.clone()}
+                                            </span>
+                                            " " {address}
                                         </td>
                                         <td data-testid="session-kind"
                                             data-remembered=session.remembered.to_string()>
@@ -114,7 +128,7 @@ pub fn SessionsPage() -> impl IntoView {
                                                 "Until the browser closes"
                                             }}
                                         </td>
-                                        <td>{local_time(&session.created_at)}</td>
+                                        <td>{started}</td>
                                         <td>{local_time(&session.last_used_at)}</td>
                                         <td>
                                             {if session.current {
@@ -127,6 +141,7 @@ pub fn SessionsPage() -> impl IntoView {
                                             } else {
                                                 view! {
                                                     <button class="button small danger" data-testid="revoke-session"
+                                                        aria-label=revoke_label
                                                         disabled=move || busy.get()
                                                         on:click=move |_| revoke(id.clone())>
                                                         "Revoke"

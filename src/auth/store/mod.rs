@@ -77,6 +77,7 @@ pub struct SessionRecord {
     pub id: String,
     pub created_at: Millis,
     pub user_agent: Option<String>,
+    pub address: Option<String>,
     pub times: SessionTimes,
 }
 
@@ -86,7 +87,9 @@ impl SessionRecord {
             id: self.id.clone(),
             created_at: rfc3339(self.created_at),
             last_used_at: rfc3339(self.times.last_used_at),
+            device: self.user_agent.as_deref().and_then(super::device::describe),
             user_agent: self.user_agent.clone(),
+            address: self.address.clone(),
             remembered: self.times.remembered,
             current: self.id == current_id,
         }
@@ -164,6 +167,7 @@ pub struct NewSession<'a> {
     pub now: Millis,
     pub expires_at: Millis,
     pub user_agent: Option<&'a str>,
+    pub address: &'a str,
     pub remembered: bool,
     pub token_hash: &'a [u8],
 }
@@ -523,7 +527,7 @@ impl Store {
     pub async fn start_session(
         &self,
         user_id: &str,
-        user_agent: Option<&str>,
+        (user_agent, address): (Option<&str>, &str),
         remembered: bool,
         now: Millis,
     ) -> Result<RefreshGrant, StoreError> {
@@ -542,6 +546,7 @@ impl Store {
             now,
             expires_at: times.expires_at,
             user_agent,
+            address,
             remembered,
             token_hash: &token_hash,
         };

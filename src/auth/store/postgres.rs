@@ -134,8 +134,8 @@ impl Engine for Postgres {
         // One statement, so one implicit transaction: both rows or neither.
         sqlx::query(
             "WITH session AS (
-                 INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, remembered)
-                 VALUES ($1, $2, $3, $3, $4, $5, $7)
+                 INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, remembered, signed_in_from)
+                 VALUES ($1, $2, $3, $3, $4, $5, $7, $8)
                  RETURNING id
              )
              INSERT INTO refresh_tokens (session_id, token_hash, issued_at)
@@ -148,6 +148,7 @@ impl Engine for Postgres {
         .bind(session.user_agent)
         .bind(session.token_hash)
         .bind(session.remembered)
+        .bind(session.address)
         .execute(&self.pool)
         .await?;
         Ok(())

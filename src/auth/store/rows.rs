@@ -61,6 +61,7 @@ pub(super) struct SessionFields {
     id: String,
     created_at: i64,
     user_agent: Option<String>,
+    signed_in_from: Option<String>,
     #[sqlx(flatten)]
     times: TimesFields,
 }
@@ -71,6 +72,7 @@ impl From<SessionFields> for SessionRecord {
             id: row.id,
             created_at: row.created_at,
             user_agent: row.user_agent,
+            address: row.signed_in_from,
             times: row.times.into(),
         }
     }
@@ -103,7 +105,7 @@ pub(super) struct PresentedFields {
 /// request).
 macro_rules! session_columns {
     () => {
-        "s.id, s.created_at, s.user_agent, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason, s.remembered"
+        "s.id, s.created_at, s.user_agent, s.signed_in_from, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason, s.remembered"
     };
 }
 
@@ -286,6 +288,7 @@ impl SessionFields {
             id: row.get("id")?,
             created_at: row.get("created_at")?,
             user_agent: row.get("user_agent")?,
+            signed_in_from: row.get("signed_in_from")?,
             times: TimesFields::from_sqlite(row)?,
         })
     }

@@ -111,15 +111,16 @@ impl Engine for Sqlite {
         let user_id = session.user_id.to_owned();
         let (now, expires_at) = (session.now, session.expires_at);
         let user_agent = session.user_agent.map(str::to_owned);
+        let address = session.address.to_owned();
         let remembered = session.remembered;
         let token_hash = session.token_hash.to_vec();
         self.writer
             .write(move |conn| {
                 conn.prepare_cached(
-                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, remembered)
-                     VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, remembered, signed_in_from)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)",
                 )?
-                .execute(params![id, user_id, now, expires_at, user_agent, remembered])?;
+                .execute(params![id, user_id, now, expires_at, user_agent, remembered, address])?;
                 conn.prepare_cached(
                     "INSERT INTO refresh_tokens (session_id, token_hash, issued_at) VALUES (?1, ?2, ?3)",
                 )?
@@ -572,7 +573,10 @@ mod tests {
         let Ok(user) = store.create_user(&email, &hash, T0).await else {
             panic!("the user is created");
         };
-        let first = store.start_session(&user.id, None, true, T0).await.unwrap();
+        let first = store
+            .start_session(&user.id, (None, "127.0.0.1"), true, T0)
+            .await
+            .unwrap();
         Fixture {
             store,
             pool,
