@@ -18,7 +18,7 @@ use crate::pages::{
     dashboard::DashboardPage,
     home::HomePage,
     sessions::SessionsPage,
-    widgets::SessionLoading,
+    widgets::{MainHeading, SessionLoading},
 };
 
 /// The document around the app; rendered on the server only.
@@ -44,39 +44,58 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+const APP_NAME: &str = "Silent Refresh";
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_auth_client();
 
     view! {
-        <Title text="Silent Refresh" />
+        // Each route names its page; the tab reads "Page · Silent Refresh",
+        // and the home page just the name.
+        <Title formatter=|page: String| {
+            if page == APP_NAME { page } else { format!("{page} · {APP_NAME}") }
+        } />
         <Router>
             <TopBar />
             <main>
-                <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=HomePage />
-                    <Route path=StaticSegment("login") view=LoginPage />
-                    <Route path=StaticSegment("register") view=RegisterPage />
+                <Routes fallback=|| view! { <Title text="Page not found" /><NotFound /> }>
+                    <Route path=StaticSegment("") view=|| view! { <Title text=APP_NAME /><HomePage /> } />
+                    <Route path=StaticSegment("login") view=|| view! { <Title text="Log in" /><LoginPage /> } />
+                    <Route
+                        path=StaticSegment("register")
+                        view=|| view! { <Title text="Create an account" /><RegisterPage /> }
+                    />
                     <Route
                         path=StaticSegment("dashboard")
-                        view=|| view! { <RequireAuth><DashboardPage /></RequireAuth> }
+                        view=|| view! { <Title text="Dashboard" /><RequireAuth><DashboardPage /></RequireAuth> }
                     />
                     <Route
                         path=StaticSegment("sessions")
-                        view=|| view! { <RequireAuth><SessionsPage /></RequireAuth> }
+                        view=|| view! { <Title text="Sessions" /><RequireAuth><SessionsPage /></RequireAuth> }
                     />
                     <Route
                         path=StaticSegment("account")
-                        view=|| view! { <RequireAuth><AccountPage /></RequireAuth> }
+                        view=|| view! { <Title text="Account" /><RequireAuth><AccountPage /></RequireAuth> }
                     />
                     <Route
                         path=(StaticSegment("account"), StaticSegment("deleted"))
-                        view=AccountDeletedPage
+                        view=|| view! { <Title text="Account deleted" /><AccountDeletedPage /> }
                     />
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    view! {
+        <section class="notice">
+            <MainHeading>"Page not found"</MainHeading>
+            <p>"Nothing lives at this address. " <A href="/">"Go home"</A></p>
+        </section>
     }
 }
 

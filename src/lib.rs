@@ -33,4 +33,7 @@ pub fn hydrate() {
     {
         let _ = body.set_attribute("data-hydrated", "");
     }
+    // After the effects hydration queued: headings that appear from now on
+    // came with a navigation, and take focus (`MainHeading`).
+    gloo_timers::callback::Timeout::new(0, pages::widgets::hydration_settled).forget();
 }

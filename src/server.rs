@@ -154,12 +154,24 @@ fn return_large_blocks_to_the_os() {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     // Files under the site root; any other path is the app's own 404 page.
-    let site_files = crate::assets::site_files(
-        &state.leptos_options,
-        leptos_axum::file_and_error_handler::<AppState, _>(shell).with_state(state.clone()),
-    );
     let context_state = state.clone();
     let context_auth = state.auth.clone();
+    // The 404 page is a page like the others: the same context, and the
+    // request's nonce on its hydration scripts (without it the policy
+    // blocks them and the page never hydrates).
+    let not_found_context = {
+        let (state, auth) = (state.clone(), state.auth.clone());
+        move || {
+            provide_context(state.clone());
+            provide_context(auth.clone());
+            provide_request_nonce();
+        }
+    };
+    let site_files = crate::assets::site_files(
+        &state.leptos_options,
+        leptos_axum::file_and_error_handler_with_context::<AppState, _>(not_found_context, shell)
+            .with_state(state.clone()),
+    );
 
     let api = Router::new()
         .route("/api/auth/register", post(handlers::register))

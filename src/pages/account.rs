@@ -5,6 +5,7 @@ use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 use leptos_router::components::A;
 
 use super::credentials::human_wait;
+use super::widgets::MainHeading;
 use crate::auth::{
     client::{use_auth, CredentialsError},
     model::ErrorCode,
@@ -99,7 +100,7 @@ pub fn AccountPage() -> impl IntoView {
     view! {
         <div class="page-head">
             <div>
-                <h1>"Account"</h1>
+                <MainHeading>"Account"</MainHeading>
                 <p class="muted">"Your password, and your account itself."</p>
             </div>
         </div>
@@ -302,7 +303,7 @@ fn DeleteAccount() -> impl IntoView {
 pub fn AccountDeletedPage() -> impl IntoView {
     view! {
         <section class="card auth-card" aria-labelledby="deleted-title" data-testid="account-deleted">
-            <h1 id="deleted-title">"Your account is deleted"</h1>
+            <MainHeading id="deleted-title">"Your account is deleted"</MainHeading>
             <p>
                 "Every session has ended, on every device, and the account is gone from the server with its sessions. Nothing of it is left in this browser."
             </p>

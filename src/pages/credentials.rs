@@ -7,7 +7,7 @@ use leptos_router::{
     NavigateOptions,
 };
 
-use super::widgets::{EventLog, LogoutNotice};
+use super::widgets::{EventLog, LogoutNotice, MainHeading};
 use crate::auth::{
     client::{safe_next, use_auth, AuthState, CredentialsError},
     model::{form_query, ApiError, ErrorCode},
@@ -355,7 +355,7 @@ fn CredentialsForm(mode: Mode) -> impl IntoView {
 
     view! {
         <section class="card auth-card" aria-labelledby="form-title">
-            <h1 id="form-title">{title}</h1>
+            <MainHeading id="form-title">{title}</MainHeading>
             {move || logout_reason().map(|reason| view! { <LogoutNotice reason /> })}
             {checking}
             {form}

@@ -5,7 +5,7 @@
 use leptos::{prelude::*, task::spawn_local};
 
 use super::history::ReuseNotice;
-use super::widgets::{local_time, ticking_now, EventLog, StateBadge};
+use super::widgets::{local_time, ticking_now, EventLog, MainHeading, StateBadge};
 use crate::auth::{
     client::{use_auth, AuthState, EventKind},
     model::{ApiError, Dashboard, User},
@@ -233,7 +233,7 @@ pub fn DashboardPage() -> impl IntoView {
     view! {
         <div class="page-head">
             <div>
-                <h1>"Dashboard"</h1>
+                <MainHeading>"Dashboard"</MainHeading>
                 <p class="muted">
                     "Logged in as " <strong data-testid="user-email">{email}</strong>
                 </p>

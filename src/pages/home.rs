@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use super::widgets::MainHeading;
 use crate::auth::client::use_auth;
 
 /// The landing page; its probe button only responds once the WASM half runs.
@@ -12,7 +13,7 @@ pub fn HomePage() -> impl IntoView {
 
     view! {
         <section class="hero">
-            <h1>"Silent Refresh"</h1>
+            <MainHeading>"Silent Refresh"</MainHeading>
             <p>
                 "A short-lived access token lives in memory; an HttpOnly refresh cookie rotates on every use. Leave the tab, reload, open a second one: you stay logged in, and nobody else does."
             </p>

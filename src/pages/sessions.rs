@@ -4,7 +4,7 @@
 use leptos::{prelude::*, task::spawn_local};
 
 use super::history::SecurityHistory;
-use super::widgets::local_time;
+use super::widgets::{local_time, MainHeading};
 use crate::auth::{
     client::{encode_query_value, use_auth},
     model::{ApiError, ErrorCode, Session},
@@ -62,7 +62,7 @@ pub fn SessionsPage() -> impl IntoView {
     view! {
         <div class="page-head">
             <div>
-                <h1>"Sessions"</h1>
+                <MainHeading>"Sessions"</MainHeading>
                 <p class="muted">"Every browser or device where you are logged in. Revoking one signs it out at once."</p>
             </div>
             <button class="button danger" data-testid="logout-everywhere"

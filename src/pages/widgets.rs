@@ -43,6 +43,39 @@ pub fn SessionLoading() -> impl IntoView {
     }
 }
 
+#[cfg(feature = "hydrate")]
+thread_local! {
+    static HYDRATION_SETTLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Called once the first page load's hydration has run its effects.
+#[cfg(feature = "hydrate")]
+pub fn hydration_settled() {
+    HYDRATION_SETTLED.with(|settled| settled.set(true));
+}
+
+/// A page's main heading. One that appears after the first page load (a
+/// navigation within the app, or a protected page once its session is
+/// back) takes focus, so a screen reader announces the new page and the
+/// keyboard starts there, as after a full page load. `tabindex="-1"`:
+/// focusable by script, not a tab stop.
+#[component]
+pub fn MainHeading(
+    #[prop(optional)] id: Option<&'static str>,
+    children: Children,
+) -> impl IntoView {
+    let heading = NodeRef::<leptos::html::H1>::new();
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Some(heading) = heading.get() {
+            if HYDRATION_SETTLED.with(std::cell::Cell::get) {
+                let _ = heading.focus();
+            }
+        }
+    });
+    view! { <h1 id=id tabindex="-1" node_ref=heading>{children()}</h1> }
+}
+
 /// The state machine as a badge.
 #[component]
 pub fn StateBadge(state: Signal<AuthState>) -> impl IntoView {
