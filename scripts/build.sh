@@ -78,13 +78,15 @@ for ext in js wasm css; do
 done
 rm -rf "$site_root"
 mv "$staging" "$site_root"
+# Leptos looks for hash.txt beside the binary first (where cargo-leptos
+# writes it): one there from an earlier build would name files this site
+# no longer has, so it goes now, and comes back with the server below.
+rm -f "$target_dir/release/hash.txt"
 printf 'site: %s (%s)\n' "$site_root" "$(tr '\n' ' ' <"$site_root/hash.txt")"
 
 if [ "$site_only" = yes ]; then exit 0; fi
 
 printf '\n==> server (release)\n'
 cargo build --locked --release --no-default-features --features ssr --bin "$name"
-# Leptos looks for hash.txt beside the binary first (where cargo-leptos
-# writes it), so a copy there must not be an older build's.
 cp "$site_root/hash.txt" "$target_dir/release/hash.txt"
 printf 'server: %s/release/%s\n' "$target_dir" "$name"

@@ -265,3 +265,26 @@ async fn housekeeping_drops_events_past_the_retention_and_deleting_the_account_d
     assert_eq!(app.send(request).await.status, StatusCode::OK);
     assert_eq!(app.count("SELECT COUNT(*) FROM security_events").await, 0);
 }
+
+#[tokio::test]
+async fn a_lockout_reached_by_parallel_guesses_is_still_recorded() {
+    let app = TestApp::new().await;
+    let email = unique_email("parallel");
+    app.register(&email).await;
+    // Five wrong passwords at once: every check is in flight before any
+    // failure is written, so none of them could know it was the fifth.
+    let guesses = (0..5).map(|_| app.login_reply(&email, "not the password"));
+    for reply in futures::future::join_all(guesses).await {
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        app.login_reply(&email, PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Counted after each failure is written, the one that made five says
+    // so (on PostgreSQL two that finish together may both count five).
+    let recorded = app
+        .count("SELECT COUNT(*) FROM security_events WHERE kind = 'locked_out'")
+        .await;
+    assert!((1..=2).contains(&recorded), "{recorded}");
+}

@@ -268,12 +268,11 @@ pub(super) async fn throttled_password_check(
             Ok(Some(user))
         }
         Ok(None) => {
-            let locks_out = attempt.locks_out_if_failed();
             let failed_at = state.clock.now_ms();
-            attempt.failed(failed_at).await?;
+            let lockout = attempt.failed(failed_at).await?;
             tracing::info!(%address, "password check failed");
-            if locks_out {
-                history::locked_out(state, &key, address, failed_at).await;
+            if let Some(lockout) = lockout {
+                history::locked_out(state, &key, address, lockout, failed_at).await;
             }
             Ok(None)
         }

@@ -17,6 +17,7 @@ use super::error::Failure;
 use super::model::{History, SecurityEventKind};
 use super::state::AuthContext;
 use super::store::{EventSubject, NewEvent, UserRow};
+use super::throttle::Lockout;
 
 /// Longest piece of a user agent a detail quotes.
 const AGENT_IN_DETAIL: usize = 120;
@@ -114,11 +115,22 @@ pub async fn token_reused(state: &AuthContext, session_id: &str, at: Millis) {
     record(state, subject, kind, Some(session_id), detail, at).await;
 }
 
-pub async fn locked_out(state: &AuthContext, email_key: &str, address: IpAddr, at: Millis) {
+pub async fn locked_out(
+    state: &AuthContext,
+    email_key: &str,
+    address: IpAddr,
+    lockout: Lockout,
+    at: Millis,
+) {
     let pause = humantime::format_duration(state.service.throttle.lockout());
-    let detail = format!(
-        "Too many wrong passwords from {address}: sign-in from there is paused for up to {pause}."
-    );
+    let detail = match lockout {
+        Lockout::Pair => format!(
+            "Too many wrong passwords from {address}: sign-in from there is paused for up to {pause}."
+        ),
+        Lockout::Email => format!(
+            "Too many wrong passwords from several addresses (the last from {address}): sign-in is paused everywhere for up to {pause}."
+        ),
+    };
     let subject = EventSubject::Email(email_key);
     let kind = SecurityEventKind::LockedOut;
     record(state, subject, kind, None, &detail, at).await;

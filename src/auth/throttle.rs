@@ -19,16 +19,7 @@
 //! once `EMAIL_MAX_FAILURES` of its rows count; and housekeeping (`purge`)
 //! deletes every row once it no longer counts.
 
-use std::{
-    borrow::Cow,
-    future::Future,
-    net::IpAddr,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{borrow::Cow, future::Future, net::IpAddr, time::Duration};
 
 use crate::clock::{as_ms, Millis};
 
@@ -103,19 +94,6 @@ fn admit(limits: &Limits, live: &[LiveAttempt], address: &str, now: Millis) -> V
     let pair_wait = pair.wait(limits.max_failures, now, window);
     let email_wait = email.wait(EMAIL_MAX_FAILURES, now, window);
     pair_wait.max(email_wait).map_or(Ok(()), Err)
-}
-
-/// Whether one more failure from `address` reaches a lockout (the pair's,
-/// or the email's), over the same attempts `admit` reads.
-fn locks_if_failed(limits: &Limits, live: &[LiveAttempt], address: &str) -> bool {
-    let (mut pair, mut email) = (0, 0);
-    for attempt in live.iter().filter(|a| a.failed_at.is_some()) {
-        email += 1;
-        if attempt.address == address && !attempt.pair_cleared {
-            pair += 1;
-        }
-    }
-    pair + 1 == limits.max_failures || email + 1 == EMAIL_MAX_FAILURES
 }
 
 /// The rule of `check_rate`, over the address's attempts in the last minute.
@@ -215,17 +193,11 @@ impl Throttle {
             failures_after: now.saturating_sub(as_ms(self.limits.lockout)),
         };
         let limits = self.limits;
-        // Whether this attempt, should it fail, is the one that locks: read
-        // from the same rows, under the same lock, as the verdict.
-        let last_before_lockout = Arc::new(AtomicBool::new(false));
         let begun = self
             .store
             .begin_attempt(&new, {
-                let (address, last) = (address.clone(), last_before_lockout.clone());
-                move |live| {
-                    last.store(locks_if_failed(&limits, live, &address), Ordering::Relaxed);
-                    admit(&limits, live, &address, now)
-                }
+                let address = address.clone();
+                move |live| admit(&limits, live, &address, now)
             })
             .await?;
         Ok(begun.map(|id| Attempt {
@@ -237,7 +209,7 @@ impl Throttle {
                 started_at: now,
             },
             checking_since: None,
-            locks_out_if_failed: last_before_lockout.load(Ordering::Relaxed),
+            limits,
             done: false,
         }))
     }
@@ -252,6 +224,14 @@ impl Throttle {
         };
         self.store.purge_throttle(&cutoffs).await
     }
+}
+
+/// What a failure locked: sign-in for this email from its address, or
+/// from everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lockout {
+    Pair,
+    Email,
 }
 
 /// How a login attempt ended.
@@ -285,8 +265,7 @@ pub struct Attempt {
     row: AttemptRow,
     /// When the password check began.
     checking_since: Option<Millis>,
-    /// A failure here reaches the lockout (the history records it).
-    locks_out_if_failed: bool,
+    limits: Limits,
     done: bool,
 }
 
@@ -302,17 +281,27 @@ impl Attempt {
         self.checking_since = Some(now);
     }
 
-    /// Whether failing this attempt locks the pair or the email.
-    pub fn locks_out_if_failed(&self) -> bool {
-        self.locks_out_if_failed
-    }
-
     pub async fn succeeded(self) -> Result<(), StoreError> {
         self.end(Outcome::Succeeded).await
     }
 
-    pub async fn failed(self, now: Millis) -> Result<(), StoreError> {
-        self.end(Outcome::Failed(now)).await
+    /// Records the failure; which lockout, if any, this failure reached
+    /// (counted after it was written, so attempts that ran in parallel
+    /// can't all miss it; the one that makes the count reach the limit
+    /// reports it).
+    pub async fn failed(self, now: Millis) -> Result<Option<Lockout>, StoreError> {
+        let (store, limits) = (self.store.clone(), self.limits);
+        let (email_key, address) = (self.row.email_key.clone(), self.row.address.clone());
+        self.end(Outcome::Failed(now)).await?;
+        let since = now.saturating_sub(as_ms(limits.lockout));
+        let (pair, email) = store.failures_since(&email_key, &address, since).await?;
+        Ok(if email == i64::from(EMAIL_MAX_FAILURES) {
+            Some(Lockout::Email)
+        } else if pair == i64::from(limits.max_failures) {
+            Some(Lockout::Pair)
+        } else {
+            None
+        })
     }
 
     /// The server couldn't give a verdict (a 503): frees the place and

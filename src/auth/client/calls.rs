@@ -26,7 +26,10 @@ use serde::de::DeserializeOwned;
 
 use super::{
     browser::inner,
-    fetch::{self, within, Answer, Outgoing, CALL_DEADLINE_MS, REFRESH_DEADLINE_MS},
+    fetch::{
+        self, within, Answer, Outgoing, CALL_DEADLINE_MS, CREDENTIALS_DEADLINE_MS,
+        REFRESH_DEADLINE_MS,
+    },
     flight::Flight,
     session,
     timeline::{log, now},
@@ -296,7 +299,10 @@ pub async fn post_under_cookie_lock(
         log(client, EventKind::Call, what.clone());
         let (bearer, form) = (token.value.clone(), body.clone());
         let answer = with_lock(COOKIE_LOCK, LOCK_WAIT_MS, move || async move {
-            Outgoing::new("POST", path, CALL_DEADLINE_MS)
+            // Two password hashes on the server, as long as a login's one
+            // may take: a shorter deadline could give up on a change that
+            // went through.
+            Outgoing::new("POST", path, CREDENTIALS_DEADLINE_MS)
                 .bearer(&bearer)
                 .form(form)
                 .send()

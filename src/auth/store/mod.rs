@@ -400,6 +400,15 @@ trait Engine {
         at: Millis,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// How many failures after `since` count against the pair
+    /// (`email_key`, `address`) and against the email from anywhere.
+    fn failures_since(
+        &self,
+        email_key: &str,
+        address: &str,
+        since: Millis,
+    ) -> impl Future<Output = Result<(i64, i64), StoreError>> + Send;
+
     /// Deletes the attempt, and clears its pair's failures.
     fn succeed_attempt(
         &self,
@@ -611,6 +620,11 @@ impl Store {
                 let untouched = found.state.session;
                 Ok(Some(self.grant(presented, found, untouched, now)))
             }
+            // Revoked by another request between this one's read and its
+            // revoke (a racing presentation, a logout): read again and
+            // decide on what the session is now, so the reuse is reported
+            // once and a logout isn't called theft.
+            Decision::RevokeForReuse if !step.applied => Ok(None),
             Decision::RevokeForReuse => {
                 tracing::warn!(
                     session_id = %found.session_id,
@@ -794,6 +808,16 @@ impl Store {
 
     pub async fn fail_attempt(&self, attempt: &AttemptRow, at: Millis) -> Result<(), StoreError> {
         engine!(self, e => e.fail_attempt(attempt, at))
+    }
+
+    /// The pair's and the email's failures after `since`.
+    pub async fn failures_since(
+        &self,
+        email_key: &str,
+        address: &str,
+        since: Millis,
+    ) -> Result<(i64, i64), StoreError> {
+        engine!(self, e => e.failures_since(email_key, address, since))
     }
 
     pub async fn succeed_attempt(&self, attempt: &AttemptRow) -> Result<(), StoreError> {

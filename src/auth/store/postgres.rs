@@ -33,8 +33,8 @@ use crate::clock::Millis;
 
 use super::rows::{
     CredentialFields, EventFields, LiveAttemptFields, PresentedFields, SessionFields,
-    SessionWithUser, CREDENTIALS, EVENTS_OF_USER, LIVE_ATTEMPTS, PRESENTED, SESSIONS_OF_USER,
-    SESSION_OF_TOKEN, SESSION_WITH_USER,
+    SessionWithUser, CREDENTIALS, EVENTS_OF_USER, FAILURES_SINCE, LIVE_ATTEMPTS, PRESENTED,
+    SESSIONS_OF_USER, SESSION_OF_TOKEN, SESSION_WITH_USER,
 };
 use super::rules::{Decision, RevokeReason, TokenState};
 use super::{
@@ -386,6 +386,20 @@ impl Engine for Postgres {
         .await?;
         tx.commit().await?;
         Ok(Ok(id))
+    }
+
+    async fn failures_since(
+        &self,
+        email_key: &str,
+        address: &str,
+        since: Millis,
+    ) -> Result<(i64, i64), StoreError> {
+        sqlx::query_as(FAILURES_SINCE)
+            .bind(email_key)
+            .bind(address)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await
     }
 
     async fn fail_attempt(&self, attempt: &AttemptRow, at: Millis) -> Result<(), StoreError> {

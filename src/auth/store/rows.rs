@@ -205,6 +205,13 @@ impl<'a> super::NewEvent<'a> {
     }
 }
 
+/// `$1` email key, `$2` address, `$3` failures after: the pair's failures
+/// (not cleared by a success) and the email's from anywhere.
+pub(super) const FAILURES_SINCE: &str = "SELECT
+        COALESCE(SUM(CASE WHEN address = $2 AND NOT pair_cleared THEN 1 ELSE 0 END), 0) AS pair,
+        COUNT(*) AS email
+    FROM login_attempts WHERE email_key = $1 AND failed_at > $3";
+
 /// An email's attempts that still count: `$2` failures after, `$3` leases after.
 pub(super) const LIVE_ATTEMPTS: &str = "SELECT address, failed_at, pair_cleared FROM login_attempts
     WHERE email_key = $1 AND (failed_at > $2 OR lease_until > $3)";
@@ -339,5 +346,49 @@ impl LiveAttemptFields {
             failed_at: row.get("failed_at")?,
             pair_cleared: row.get("pair_cleared")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `$n` of `sql` in the order they first appear.
+    fn placeholders(sql: &str) -> Vec<u32> {
+        let mut seen = Vec::new();
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            rest = &rest[at + 1..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(n) = digits.parse::<u32>() {
+                if !seen.contains(&n) {
+                    seen.push(n);
+                }
+            }
+        }
+        seen
+    }
+
+    /// SQLite numbers `$n` by where each first appears, not by `n`, so a
+    /// text bound by position must show `$1`, `$2`, ... in that order (the
+    /// others, `EVENT_FOR_*` and `FAILURES_SINCE`, are bound by name).
+    #[test]
+    fn texts_bound_by_position_show_their_placeholders_in_order() {
+        for sql in [
+            CREDENTIALS,
+            PRESENTED,
+            SESSION_OF_TOKEN,
+            SESSION_WITH_USER,
+            SESSIONS_OF_USER,
+            LIVE_ATTEMPTS,
+            EVENTS_OF_USER,
+        ] {
+            let found = placeholders(sql);
+            let in_order: Vec<u32> = (1..=found.len() as u32).collect();
+            assert_eq!(found, in_order, "{sql}");
+        }
+        // And the named ones really are out of order (or the comment lies).
+        assert_ne!(placeholders(FAILURES_SINCE), [1, 2, 3]);
+        assert_ne!(placeholders(EVENT_FOR_USER), [1, 2, 3, 4, 5]);
     }
 }

@@ -27,8 +27,8 @@ use crate::clock::Millis;
 
 use super::rows::{
     CredentialFields, EventFields, LiveAttemptFields, PresentedFields, SessionFields,
-    SessionWithUser, CREDENTIALS, EVENTS_OF_USER, LIVE_ATTEMPTS, PRESENTED, SESSIONS_OF_USER,
-    SESSION_OF_TOKEN, SESSION_WITH_USER,
+    SessionWithUser, CREDENTIALS, EVENTS_OF_USER, FAILURES_SINCE, LIVE_ATTEMPTS, PRESENTED,
+    SESSIONS_OF_USER, SESSION_OF_TOKEN, SESSION_WITH_USER,
 };
 use super::rules::{Decision, RevokeReason, TokenState};
 use super::{
@@ -367,6 +367,22 @@ impl Engine for Sqlite {
                 Ok(Ok(conn.last_insert_rowid()))
             })
             .await
+    }
+
+    async fn failures_since(
+        &self,
+        email_key: &str,
+        address: &str,
+        since: Millis,
+    ) -> Result<(i64, i64), StoreError> {
+        self.readers.read(|conn| {
+            // By name: `$2` comes before `$1` in the text, and SQLite
+            // numbers `$n` in the order they appear.
+            conn.prepare_cached(FAILURES_SINCE)?.query_row(
+                rusqlite::named_params! { "$1": email_key, "$2": address, "$3": since },
+                |row| Ok((row.get("pair")?, row.get("email")?)),
+            )
+        })
     }
 
     async fn fail_attempt(&self, attempt: &AttemptRow, at: Millis) -> Result<(), StoreError> {
