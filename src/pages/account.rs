@@ -193,7 +193,9 @@ fn ChangePassword() -> impl IntoView {
             <p class="muted small">
                 "Every other browser and device signed in to this account is logged out at once; this one stays signed in."
             </p>
-            <form on:submit=on_submit data-testid="change-password-form" novalidate>
+            // POST: submitted before the script runs, the browser must not
+            // put the passwords in a URL (nothing answers that POST).
+            <form method="post" on:submit=on_submit data-testid="change-password-form" novalidate>
                 <div class="alert error" id="password-error" role="alert" data-testid="password-error"
                     hidden=move || error.with(Option::is_none)>
                     {move || error.get().map(|e| e.message)}
@@ -283,7 +285,7 @@ fn DeleteAccount() -> impl IntoView {
             <p class="muted small">
                 "Ends every session on every device and removes the account. The email address can register again afterwards."
             </p>
-            <form on:submit=on_submit data-testid="delete-account-form" novalidate>
+            <form method="post" on:submit=on_submit data-testid="delete-account-form" novalidate>
                 <div class="alert error" id="delete-error" role="alert" data-testid="delete-error"
                     hidden=move || error.with(Option::is_none)>
                     {move || error.get().map(|e| e.message)}

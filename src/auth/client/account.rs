@@ -9,14 +9,7 @@ use super::{
     token::{self, Source},
     AuthClient, CredentialsError, LogoutReason,
 };
-use crate::auth::model::{ApiError, TokenResponse};
-
-fn failed(error: ApiError) -> CredentialsError {
-    CredentialsError {
-        error,
-        retry_after_secs: None,
-    }
-}
+use crate::auth::model::TokenResponse;
 
 /// The answer, or the error it carries with its `Retry-After`.
 async fn post(
@@ -26,7 +19,7 @@ async fn post(
 ) -> Result<Answer, CredentialsError> {
     let answer = post_under_cookie_lock(client, path, body)
         .await
-        .map_err(failed)?;
+        .map_err(CredentialsError::from)?;
     if answer.ok() {
         Ok(answer)
     } else {
@@ -50,7 +43,9 @@ pub async fn change_password(
         form_value(&new)
     );
     let answer = post(client, "/api/auth/password", body).await?;
-    let tokens = answer.json::<TokenResponse>().map_err(failed)?;
+    let tokens = answer
+        .json::<TokenResponse>()
+        .map_err(CredentialsError::from)?;
     token::adopt(client, tokens, Source::PasswordChange);
     Ok(())
 }

@@ -54,6 +54,16 @@ pub struct CredentialsError {
     pub retry_after_secs: Option<u64>,
 }
 
+/// An error with nothing to wait for.
+impl From<ApiError> for CredentialsError {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            retry_after_secs: None,
+        }
+    }
+}
+
 /// Cheap to copy: signals plus, in the browser, a handle to the token holder.
 #[derive(Clone, Copy)]
 pub struct AuthClient {
@@ -207,10 +217,7 @@ impl AuthClient {
         #[cfg(not(feature = "hydrate"))]
         {
             let _ = (email, password, remember);
-            Err(CredentialsError {
-                error: browser_only(),
-                retry_after_secs: None,
-            })
+            Err(browser_only().into())
         }
     }
 
@@ -229,10 +236,7 @@ impl AuthClient {
         #[cfg(not(feature = "hydrate"))]
         {
             let _ = (email, password, remember);
-            Err(CredentialsError {
-                error: browser_only(),
-                retry_after_secs: None,
-            })
+            Err(browser_only().into())
         }
     }
 
@@ -252,10 +256,7 @@ impl AuthClient {
         #[cfg(not(feature = "hydrate"))]
         {
             let _ = (current, new);
-            Err(CredentialsError {
-                error: browser_only(),
-                retry_after_secs: None,
-            })
+            Err(browser_only().into())
         }
     }
 
@@ -269,10 +270,7 @@ impl AuthClient {
         #[cfg(not(feature = "hydrate"))]
         {
             let _ = password;
-            Err(CredentialsError {
-                error: browser_only(),
-                retry_after_secs: None,
-            })
+            Err(browser_only().into())
         }
     }
 

@@ -41,10 +41,7 @@ pub async fn credentials(
     .await
     .unwrap_or_else(|| Err(fetch::network_error()));
 
-    let answer = answer.map_err(|error| CredentialsError {
-        error,
-        retry_after_secs: None,
-    })?;
+    let answer = answer.map_err(CredentialsError::from)?;
     if !answer.ok() {
         return Err(CredentialsError {
             error: answer.error(),
@@ -53,10 +50,7 @@ pub async fn credentials(
     }
     let tokens = answer
         .json::<TokenResponse>()
-        .map_err(|error| CredentialsError {
-            error,
-            retry_after_secs: None,
-        })?;
+        .map_err(CredentialsError::from)?;
     // A new session: whatever an earlier logout left unsaid is moot here.
     client.server_logout.set(ServerLogout::Done);
     token::adopt(client, tokens, Source::Credentials);

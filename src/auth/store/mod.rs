@@ -87,7 +87,9 @@ impl SessionRecord {
             id: self.id.clone(),
             created_at: rfc3339(self.created_at),
             last_used_at: rfc3339(self.times.last_used_at),
-            device: self.user_agent.as_deref().and_then(super::device::describe),
+            // Named only where it is shown (`handlers::with_device`): the
+            // bearer check builds a `Session` on every request.
+            device: None,
             user_agent: self.user_agent.clone(),
             address: self.address.clone(),
             remembered: self.times.remembered,
